@@ -1,0 +1,136 @@
+"""The registry of optimizers: ``@register``, ``available()``, ``describe()``, ``create()``."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .engine import NONFINITE, ChainOptimizer
+from .hparams import validate
+from .recipe import Recipe
+from .roles import ROLES, assign_roles, groups_from_params
+
+__all__ = ["register", "available", "describe", "create", "get_recipe", "Description"]
+
+_FACTORIES: dict[str, Callable[[], Recipe]] = {}
+
+
+def register(name: str) -> Callable[[Callable[[], Recipe]], Callable[[], Recipe]]:
+    """Register a recipe factory under ``name`` (the factory takes no arguments)."""
+
+    def deco(factory: Callable[[], Recipe]) -> Callable[[], Recipe]:
+        if name in _FACTORIES:
+            raise ValueError(f"register: an optimizer named {name!r} is already registered")
+        _FACTORIES[name] = factory
+        return factory
+
+    return deco
+
+
+def _load_builtin() -> None:
+    from .. import optimizers  # noqa: F401  (registers the built-in recipes)
+
+
+def available() -> list[str]:
+    """Names of all registered optimizers, sorted."""
+    _load_builtin()
+    return sorted(_FACTORIES)
+
+
+def get_recipe(name: str) -> Recipe:
+    _load_builtin()
+    if name not in _FACTORIES:
+        close = difflib.get_close_matches(name, list(_FACTORIES), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"unknown optimizer {name!r}{hint} (available: {', '.join(sorted(_FACTORIES))})")
+    recipe = _FACTORIES[name]()
+    if recipe.name != name:
+        raise RuntimeError(f"register: factory for {name!r} returned recipe {recipe.name!r}")
+    return recipe
+
+
+@dataclass
+class Description:
+    """What ``describe(name)`` returns; ``str()`` gives the printed form."""
+
+    name: str
+    summary: str
+    rule: str
+    paper: str
+    roles: dict[str, dict[str, Any]]  # role -> {"chain", "main", "hparams": {name: (default, doc, range)}, "state_bytes"}
+
+    def __str__(self) -> str:
+        out = [f"{self.name}: {self.summary}"]
+        if self.paper:
+            out.append(f"paper: {self.paper}")
+        if self.rule:
+            out += ["update rule:"] + [f"  {line}" for line in self.rule.strip().splitlines()]
+        for role, info in self.roles.items():
+            tag = "" if info["main"] else "  (set with per_role=)"
+            out.append(f"role {role}: {info['chain']}{tag}")
+            out.append(f"  optimizer state: {info['state_bytes']:g} bytes per parameter (fp32 params)")
+            for k, (default, doc, rng) in info["hparams"].items():
+                r = f" in {rng}" if rng else ""
+                out.append(f"  {k:<16} = {default!r:<14} {doc}{r}")
+        return "\n".join(out)
+
+
+def describe(name: str) -> Description:
+    """The update rule, paper, per-role chains and defaults (with units), and state bytes per parameter."""
+    recipe = get_recipe(name)
+    roles: dict[str, dict[str, Any]] = {}
+    probe = torch.zeros(8, 8)
+    for role in [r for r in ROLES if r in recipe.chains] + (["*"] if "*" in recipe.chains else []):
+        chain = recipe.chain_for(role)
+        defaults = recipe.defaults_for(role)
+        state = chain.init(probe, defaults)
+        label = "all other roles" if role == "*" else role
+        roles[label] = {
+            "chain": repr(chain),
+            "main": recipe.is_main(role),
+            "hparams": {k: (defaults[k], s.doc, s.range_text()) for k, s in chain.hparams.items()},
+            "state_bytes": sum(v.numel() * v.element_size() for v in state.values()) / probe.numel(),
+        }
+    return Description(name, recipe.summary, recipe.rule, recipe.paper, roles)
+
+
+def create(model_or_params: nn.Module | Iterable, name: str, *, head: str | Sequence[str] | None = "auto",
+           embedding: str | Sequence[str] = (), roles: Mapping[str, str] | None = None,
+           per_role: Mapping[str, Mapping[str, Any]] | None = None, nonfinite: str = "error",
+           verbose: bool = False, **hparams: Any) -> ChainOptimizer:
+    """Create optimizer ``name`` for a model (parameters routed by role) or for params / param groups.
+
+    Keyword hyperparameters configure the recipe's main roles (all roles for AdamW; the ``matrix`` role
+    for Muon); ``per_role={"embedding": {"lr": ...}}`` sets any role's. ``head``, ``embedding`` and
+    ``roles`` steer role assignment (see :func:`optimlab.core.roles.assign_roles`). ``verbose`` prints
+    the role table.
+    """
+    recipe = get_recipe(name)
+    main = validate(name, recipe.main_specs(), hparams)
+    per_role = dict(per_role or {})
+    bad = sorted(set(per_role) - set(ROLES))
+    if bad:
+        raise ValueError(f"{name}: per_role keys must be roles {ROLES}, got {bad}")
+    if nonfinite not in NONFINITE:
+        raise ValueError(f"{name}: nonfinite must be one of {NONFINITE}, got {nonfinite!r}")
+    if isinstance(model_or_params, nn.Module):
+        assignment = assign_roles(model_or_params, head=head, embedding=embedding, roles=roles)
+        groups = assignment.groups()
+        if not groups:
+            raise ValueError(f"{name}: the model has no trainable parameters")
+        if verbose:
+            print(assignment.summary({g["role"]: repr(recipe.chain_for(g["role"])) for g in groups}))
+    else:
+        if head != "auto" or embedding or roles:
+            raise TypeError(f"{name}: head=, embedding= and roles= need an nn.Module, not a parameter list")
+        groups = groups_from_params(model_or_params)
+    for g in groups:
+        given = {k: v for k, v in g.items() if k not in ("params", "param_names", "role")}
+        g.update(recipe.group_hparams(g["role"], main, per_role.get(g["role"], {})))
+        g.update(given)  # a user's own param-group values win
+    return ChainOptimizer(groups, recipe, nonfinite=nonfinite)
