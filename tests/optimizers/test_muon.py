@@ -95,7 +95,7 @@ def test_conv_kernels_are_orthogonalized_flattened():
 def test_svd_backend_is_exact_polar_factor():
     w = nn.Parameter(torch.zeros(12, 6))
     opt = optimlab.create([w], "muon", lr=1.0, weight_decay=0.0, momentum=0.0, nesterov=False,
-                          ortho_backend="svd", adjust_lr_fn="none", ns_dtype="float32")
+                          ortho_backend="svd", adjust_lr_fn="none")
     w.grad = torch.randn(12, 6)
     opt.step()
     u, _, vh = torch.linalg.svd(w.grad, full_matrices=False)

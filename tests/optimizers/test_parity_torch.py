@@ -60,11 +60,14 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("foreach", [True, False])
-def test_matches_torch_optim(case, foreach):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-kernel", "transforms"])
+def test_matches_torch_optim(case, foreach, fused):
+    """Ours (through the fused kernel where one exists, and transform by transform) against torch's
+    foreach and for-loop implementations."""
     name = case.split("-")[0]
     make_torch, hp = CASES[case]
     ref = train(lambda m: _with_foreach(make_torch(m.parameters()), foreach))
-    ours = train(lambda m: optimlab.create(m, name, **hp))
+    ours = train(lambda m: optimlab.create(m, name, fused=fused, **hp))
     scale = max(r.abs().max() for r in ref)
     err = max((a - b).abs().max() for a, b in zip(ref, ours)) / scale
     assert err <= 1e-6, f"{case}: max relative difference {err:.2e}"

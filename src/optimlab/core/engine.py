@@ -12,6 +12,9 @@ Non-finite gradients (``nonfinite=``):
 * ``"skip"``: leave parameters and state untouched for this step and count it in ``skipped_steps``;
 * ``"ignore"``: no check (torch.optim's behaviour): NaN/Inf flow into state and parameters.
 
+``fused=True`` (default) lets a fused kernel serve a whole chain where one exists (torch's fused Adam/AdamW
+kernel for the adam chains); ``fused=False`` runs every transform one by one (the same formula).
+
 ``p.grad`` is never modified; parameters whose ``grad`` is ``None`` are skipped (their state and step
 count do not advance).
 """
@@ -43,11 +46,14 @@ class ChainOptimizer(torch.optim.Optimizer):
     (missing ones take the recipe's defaults for that role).
     """
 
-    def __init__(self, params: Iterable, recipe: Recipe, *, nonfinite: str = "error"):
+    def __init__(self, params: Iterable, recipe: Recipe, *, nonfinite: str = "error", fused: bool = True):
         if nonfinite not in NONFINITE:
             raise ValueError(f"{recipe.name}: nonfinite must be one of {NONFINITE}, got {nonfinite!r}")
+        if not isinstance(fused, bool):
+            raise TypeError(f"{recipe.name}: fused must be a bool, got {fused!r}")
         self.recipe = recipe
         self.nonfinite = nonfinite
+        self.fused = fused
         self.skipped_steps = 0
         super().__init__(groups_from_params(params), defaults={})
 
@@ -141,7 +147,8 @@ class ChainOptimizer(torch.optim.Optimizer):
                         st.update(chain.init(p, group))
                     st["step"] += 1
                     states.append(st)
-                chain.step(Bucket(bps, [p.grad for p in bps], states, [s["step"] for s in states], group))
+                chain.step(Bucket(bps, [p.grad for p in bps], states, [s["step"] for s in states], group),
+                           fused=self.fused)
         return loss
 
     # -- checkpoints -----------------------------------------------------------------------------

@@ -73,6 +73,7 @@ class Description:
         for role, info in self.roles.items():
             tag = "" if info["main"] else "  (set with per_role=)"
             out.append(f"role {role}: {info['chain']}{tag}")
+            out.append(f"  rule: {info['rule']}")
             out.append(f"  optimizer state: {info['state_bytes']:g} bytes per parameter (fp32 params)")
             for k, (default, doc, rng) in info["hparams"].items():
                 r = f" in {rng}" if rng else ""
@@ -89,9 +90,11 @@ def describe(name: str) -> Description:
         chain = recipe.chain_for(role)
         defaults = recipe.defaults_for(role)
         state = chain.init(probe, defaults)
-        label = "all other roles" if role == "*" else role
+        label = ("every role" if len(recipe.chains) == 1 else "every other role") if role == "*" else role
         roles[label] = {
             "chain": repr(chain),
+            "rule": "; ".join(t.rule for t in chain.transforms if t.rule)
+            + ("" if chain._apply else ";  p ← p − lr·u"),
             "main": recipe.is_main(role),
             "hparams": {k: (defaults[k], s.doc, s.range_text()) for k, s in chain.hparams.items()},
             "state_bytes": sum(v.numel() * v.element_size() for v in state.values()) / probe.numel(),
@@ -102,13 +105,13 @@ def describe(name: str) -> Description:
 def create(model_or_params: nn.Module | Iterable, name: str, *, head: str | Sequence[str] | None = "auto",
            embedding: str | Sequence[str] = (), roles: Mapping[str, str] | None = None,
            per_role: Mapping[str, Mapping[str, Any]] | None = None, nonfinite: str = "error",
-           verbose: bool = False, **hparams: Any) -> ChainOptimizer:
+           fused: bool = True, verbose: bool = False, **hparams: Any) -> ChainOptimizer:
     """Create optimizer ``name`` for a model (parameters routed by role) or for params / param groups.
 
     Keyword hyperparameters configure the recipe's main roles (all roles for AdamW; the ``matrix`` role
     for Muon); ``per_role={"embedding": {"lr": ...}}`` sets any role's. ``head``, ``embedding`` and
     ``roles`` steer role assignment (see :func:`optimlab.core.roles.assign_roles`). ``verbose`` prints
-    the role table.
+    the role table. ``nonfinite`` and ``fused``: see :class:`ChainOptimizer`.
     """
     recipe = get_recipe(name)
     main = validate(name, recipe.main_specs(), hparams)
@@ -133,4 +136,4 @@ def create(model_or_params: nn.Module | Iterable, name: str, *, head: str | Sequ
         given = {k: v for k, v in g.items() if k not in ("params", "param_names", "role")}
         g.update(recipe.group_hparams(g["role"], main, per_role.get(g["role"], {})))
         g.update(given)  # a user's own param-group values win
-    return ChainOptimizer(groups, recipe, nonfinite=nonfinite)
+    return ChainOptimizer(groups, recipe, nonfinite=nonfinite, fused=fused)

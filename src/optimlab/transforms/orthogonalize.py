@@ -50,8 +50,9 @@ class Orthogonalize(Transform):
         u = b.updates
         mats = [matrix_view(x) for x in u]
         stack = mats[0].unsqueeze(0) if len(mats) == 1 else torch.stack(mats)
+        svd = g["ortho_backend"] == "svd"  # the exact oracle is not rounded to ns_dtype
         out = orthogonalize(stack, g["ortho_backend"], steps=g["ns_steps"], schedule=g["ns_coefficients"],
-                            dtype=g["ns_dtype"], eps=g["eps"])
+                            dtype=None if svd else g["ns_dtype"], eps=g["eps"])
         out = out.to(b.params[0].dtype)
         b.set_updates([o.view_as(p) for o, p in zip(out.unbind(0), b.params)], owned=True)
 
