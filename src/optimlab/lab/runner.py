@@ -1,0 +1,311 @@
+"""run(): train one (task, optimizer, hyperparameters, seed, budget) and record it in a RunStore.
+
+What a run records (``step`` = number of completed optimizer steps):
+
+* ``loss`` at every step k = 1..steps: the training (mini)batch loss computed during step k, before
+  its update (every step, unaveraged; summaries average over the last 10% of steps);
+* ``step_ms``: wall time of step k in milliseconds, measured around the whole step (batch, forward,
+  backward, ``opt.step()``, ``zero_grad``); ``opt_ms``: the ``opt.step()`` call alone;
+* the task's eval metrics (``spec.metrics``) at step 0, every ``eval_every`` steps and at the end;
+* ``state_bytes`` (sum of the bytes of every tensor in ``optimizer.state``) and ``n_params`` at the
+  end.
+
+Metrics are written together with a checkpoint (every ``checkpoint_every`` steps, and at the end),
+in one transaction, so the store always holds metrics exactly up to the latest checkpoint.
+On ``KeyboardInterrupt`` the run is marked ``interrupted`` (its last checkpoint kept) and the
+interrupt re-raised; ``run(..., resume=True)`` with the same configuration continues it from that
+checkpoint and ends with bit-identical parameters and metrics (everything random is seeded from
+the run seed; the global torch / numpy / ``random`` states are saved in the checkpoint). A
+non-finite training loss, or a non-finite gradient refused by the optimizer (``nonfinite="error"``),
+ends the run as ``failed`` with the reason: ``run`` returns a result with ``status == "failed"``
+rather than raising. Any other exception marks the run failed and propagates.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+import statistics
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+import optimlab
+
+from .store import RunStore, canonical_json, environment
+from .tasks import get_task
+from .tasks.base import derive_seed, preserve_global_rng
+
+__all__ = ["RunResult", "run", "summarize", "optimizer_state_bytes"]
+
+
+@dataclass
+class RunResult:
+    """The outcome of :func:`run`.
+
+    ``final``: summary numbers (see :func:`summarize`): ``loss`` (mean training loss over the last
+    10% of steps), each eval metric at the end, ``ms_per_step`` (median step time), ``state_bytes``,
+    ``n_params``. ``metrics``: every recorded series, name -> [(step, value)]. ``cached``: True when
+    the run was found finished (or failed) in the store and not trained again; ``model`` is then
+    None. ``resumed_from``: the checkpoint step a resumed run continued from, else None.
+    """
+
+    run_id: int
+    task: str
+    task_options: dict[str, Any]
+    optimizer: str
+    hparams: dict[str, Any]
+    seed: int
+    steps: int
+    status: str
+    final: dict[str, float]
+    metrics: dict[str, list[tuple[int, float]]]
+    error: str | None = None
+    cached: bool = False
+    resumed_from: int | None = None
+    threads: int = 1
+    model: nn.Module | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "finished"
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of every tensor held in ``optimizer.state`` (moment buffers, step counters...)."""
+    total = 0
+    for state in optimizer.state.values():
+        for value in state.values():
+            if isinstance(value, torch.Tensor):
+                total += value.numel() * value.element_size()
+    return total
+
+
+def summarize(metrics: Mapping[str, list[tuple[int, float]]], steps: int) -> dict[str, float]:
+    """Summary numbers of a run from its metric series: ``loss`` = mean of the last
+    ``max(1, steps // 10)`` training losses; ``ms_per_step`` = median ``step_ms`` leaving out
+    step 1 (it pays for lazy state allocation); every other series: its last value."""
+    out: dict[str, float] = {}
+    for name, series in metrics.items():
+        if not series:
+            continue
+        if name == "loss":
+            window = max(1, steps // 10)
+            tail = [v for _, v in series[-window:]]
+            out["loss"] = sum(tail) / len(tail)
+        elif name == "step_ms":
+            values = [v for s, v in series if s > 1] or [v for _, v in series]
+            out["ms_per_step"] = statistics.median(values)
+        elif name == "opt_ms":
+            values = [v for s, v in series if s > 1] or [v for _, v in series]
+            out["opt_ms_per_step"] = statistics.median(values)
+        else:
+            out[name] = series[-1][1]
+    return out
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate()}
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["random"])
+
+
+def _checkpoint_blob(step: int, model: nn.Module, opt: Any) -> bytes:
+    buf = io.BytesIO()
+    torch.save({"step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "skipped_steps": getattr(opt, "skipped_steps", 0), "rng": _rng_state()}, buf)
+    return buf.getvalue()
+
+
+def _open_store(store: RunStore | str | None) -> tuple[RunStore, bool]:
+    if store is None:
+        return RunStore(":memory:"), True
+    if isinstance(store, RunStore):
+        return store, False
+    return RunStore(store), True
+
+
+def _result_from_store(store: RunStore, row: Mapping[str, Any], *, cached: bool,
+                       model: nn.Module | None = None, resumed_from: int | None = None) -> RunResult:
+    metrics = store.metrics(row["id"])
+    return RunResult(
+        run_id=row["id"], task=row["task"], task_options=row["task_options"],
+        optimizer=row["optimizer"], hparams=row["hparams"], seed=row["seed"], steps=row["steps"],
+        status=row["status"], final=summarize(metrics, row["steps"]), metrics=metrics,
+        error=row["error"], cached=cached, resumed_from=resumed_from, threads=row["threads"] or 1,
+        model=model)
+
+
+def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, seed: int = 0,
+        steps: int | None = None, task_options: Mapping[str, Any] | None = None,
+        store: RunStore | str | None = None, eval_every: int | None = None,
+        checkpoint_every: int | None = None, threads: int = 1, progress: bool = False,
+        resume: bool = True, nonfinite: str = "error",
+        on_step: Callable[[int, float], None] | None = None) -> RunResult:
+    """Train ``optimizer`` on ``task`` for ``steps`` steps from ``seed`` and record the run.
+
+    task, task_options: a task name and its options (:func:`optimlab.lab.tasks.get_task`).
+    optimizer, hparams: an optimizer name and its keyword hyperparameters
+        (:func:`optimlab.create`). With ``optimizer == "adamw"`` and no hparams, the task's
+        ``spec.adamw`` settings are used; otherwise the optimizer's own defaults fill in.
+    seed: the task build seed (model init, data) and the seed of the global RNGs during training.
+    steps: optimizer steps (default ``spec.default_steps``).
+    store: a :class:`RunStore`, a database path, or None (an in-memory store: nothing persists).
+    eval_every: evaluate every this many steps (default ``max(1, steps // 20)``); also at 0 and end.
+    checkpoint_every: checkpoint (and flush metrics) every this many steps (default eval_every).
+    threads: ``torch.set_num_threads`` for the run (restored afterwards); recorded with the run.
+    progress: a tqdm bar with ETA. nonfinite: passed to :func:`optimlab.create`.
+    resume: reuse the store's run of the identical configuration (task, options, optimizer,
+        hparams, seed, steps): a finished or failed one is returned without training, an
+        interrupted one continues from its checkpoint. ``resume=False`` always trains a new run.
+        eval_every, checkpoint_every, threads and nonfinite are not part of the match (a reused
+        run keeps the eval points it was recorded with). A run left ``running`` by a process
+        that died is resumed like an interrupted one; two processes should not run the same
+        configuration on one store at once.
+    on_step: called as ``on_step(step, loss)`` after every step (after that step's checkpoint).
+
+    Unknown task or optimizer: ValueError naming it; bad hyperparameters: TypeError / ValueError
+    from :func:`optimlab.create` -- all before anything is written to the store.
+    """
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"run: threads must be an int >= 1, got {threads!r}")
+    task_obj = get_task(task, **dict(task_options or {}))
+    spec = task_obj.spec
+    if not isinstance(optimizer, str) or optimizer not in optimlab.available():
+        optimlab.create([torch.zeros(1, requires_grad=True)], optimizer)  # raises with a hint
+        raise ValueError(f"run: unknown optimizer {optimizer!r}")
+    if hparams is None or (not hparams and optimizer == "adamw"):
+        hparams = dict(spec.adamw) if optimizer == "adamw" else {}
+    hparams = dict(hparams)
+    steps = spec.default_steps if steps is None else steps
+    for label, value in (("steps", steps), ("eval_every", eval_every),
+                         ("checkpoint_every", checkpoint_every)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"run: {label} must be an int >= 1, got {value!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"run: seed must be an int >= 0, got {seed!r}")
+    eval_every = eval_every or max(1, steps // 20)
+    checkpoint_every = checkpoint_every or eval_every
+    options = task_obj.options
+    canonical_json(hparams)  # fail early on values the store cannot record
+
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    db, owned = _open_store(store)
+    try:
+        # Build and create first: a bad hyperparameter raises before a run row exists.
+        instance = task_obj.build(seed)
+        opt = optimlab.create(instance.model, optimizer, nonfinite=nonfinite, **instance.role_hints,
+                              **hparams)
+        previous = db.find_matching(task, options, optimizer, hparams, seed, steps) if resume else None
+        if previous is not None and previous["status"] in ("finished", "failed"):
+            return _result_from_store(db, previous, cached=True)
+        with preserve_global_rng():
+            return _train(db, task, options, optimizer, hparams, seed, steps, instance, opt,
+                          previous, eval_every, checkpoint_every, threads, progress, on_step)
+    finally:
+        torch.set_num_threads(old_threads)
+        if owned:
+            db.close()
+
+
+def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict, seed: int,
+           steps: int, instance: Any, opt: Any, previous: Mapping[str, Any] | None,
+           eval_every: int, checkpoint_every: int, threads: int, progress: bool,
+           on_step: Callable[[int, float], None] | None) -> RunResult:
+    model = instance.model
+    start, resumed_from = 0, None
+    checkpoint = db.load_checkpoint(previous["id"]) if previous is not None else None
+    if checkpoint is not None:
+        run_id = previous["id"]
+        start, blob = checkpoint
+        state = torch.load(io.BytesIO(blob), weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if hasattr(opt, "skipped_steps"):
+            opt.skipped_steps = state.get("skipped_steps", 0)
+        _set_rng_state(state["rng"])
+        db.truncate_metrics(run_id, start)
+        db.mark_running(run_id)
+        resumed_from = start
+    else:
+        if previous is not None:  # interrupted before its first checkpoint: start it over
+            db.truncate_metrics(previous["id"], -1)
+            db.mark_running(previous["id"])
+            run_id = previous["id"]
+        else:
+            run_id = db.create_run(task, options, optimizer, hparams, seed, steps, threads=threads,
+                                   env=environment())
+        torch.manual_seed(derive_seed(seed, "train", "torch"))
+        np.random.seed(derive_seed(seed, "train", "numpy") % 2**32)
+        random.seed(derive_seed(seed, "train", "random"))
+
+    pending: list[tuple[int, str, float]] = []
+    if start == 0:
+        pending += [(0, k, v) for k, v in instance.evaluate(model).items()]
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=steps, initial=start, desc=f"{task}/{optimizer}/seed {seed}",
+                   unit="step", leave=False, dynamic_ncols=True)
+    step = start
+    try:
+        model.train()
+        for step in range(start + 1, steps + 1):
+            t0 = time.perf_counter()
+            batch = instance.batch(step - 1)
+            loss = instance.loss(model, batch)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"non-finite training loss {loss_value} at step {step}")
+            loss.backward()
+            t1 = time.perf_counter()
+            opt.step()
+            t2 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            t3 = time.perf_counter()
+            pending += [(step, "loss", loss_value), (step, "step_ms", (t3 - t0) * 1e3),
+                        (step, "opt_ms", (t2 - t1) * 1e3)]
+            if step % eval_every == 0 or step == steps:
+                pending += [(step, k, v) for k, v in instance.evaluate(model).items()]
+            if step == steps:
+                pending += [(step, "state_bytes", optimizer_state_bytes(opt)),
+                            (step, "n_params", sum(p.numel() for p in model.parameters()))]
+            if step % checkpoint_every == 0 or step == steps:
+                db.save_checkpoint(run_id, step, _checkpoint_blob(step, model, opt), pending)
+                pending = []
+            if bar is not None:
+                bar.update(1)
+                if step % max(1, steps // 100) == 0:
+                    bar.set_postfix(loss=f"{loss_value:.4g}", refresh=False)
+            if on_step is not None:
+                on_step(step, loss_value)
+    except KeyboardInterrupt:
+        db.mark_interrupted(run_id)
+        raise
+    except FloatingPointError as e:
+        # Divergence is a result, not a crash: keep what was logged up to the failure.
+        db.log_many(run_id, pending)
+        db.mark_failed(run_id, f"step {step}: {e}")
+        return _result_from_store(db, db.get_run(run_id), cached=False, model=model,
+                                  resumed_from=resumed_from)
+    except BaseException:
+        db.mark_failed(run_id, traceback.format_exc(limit=20))
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    db.finish(run_id)
+    return _result_from_store(db, db.get_run(run_id), cached=False, model=model,
+                              resumed_from=resumed_from)
