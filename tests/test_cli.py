@@ -26,3 +26,27 @@ def test_unknown_name_is_a_clear_error_and_exit_code():
     r = subprocess.run([sys.executable, "-m", "optimlab.cli", "describe", "adamww"], capture_output=True, text=True)
     assert r.returncode == 2
     assert "unknown optimizer 'adamww'; did you mean 'adamw'" in r.stderr
+
+
+def test_run_and_compare_store_results(tmp_path, capsys):
+    db = str(tmp_path / "runs.db")
+    assert main(["run", "--task", "quadratic", "--optimizer", "sgd", "--hp", "lr=0.05", "momentum=0.9",
+                 "--steps", "30", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "quadratic × sgd seed 0 — finished" in out and "eval_loss" in out
+    assert main(["compare", "--task", "quadratic", "--optimizers", "adamw,sgd", "--seeds", "2", "--steps", "20",
+                 "--db", db]) == 0
+    table = capsys.readouterr().out
+    assert "adamw" in table and "sgd" in table and "2/2" in table
+    from optimlab.lab.store import RunStore
+
+    with RunStore(db) as store:
+        assert len(store.find_runs(task="quadratic", status="finished")) == 5
+
+
+def test_bad_hyperparameter_and_task_are_clear_errors(tmp_path, capsys):
+    db = str(tmp_path / "runs.db")
+    assert main(["run", "--task", "quadratic", "--optimizer", "sgd", "--hp", "momentum=2", "--db", db]) == 2
+    assert "sgd: momentum must be in [0, 1), got 2" in capsys.readouterr().err
+    assert main(["run", "--task", "quadratc", "--optimizer", "sgd", "--db", db]) == 2
+    assert "did you mean 'quadratic'" in capsys.readouterr().err

@@ -1,9 +1,11 @@
-"""Command line: ``optimlab list``, ``optimlab describe NAME``."""
+"""Command line: ``optimlab list | describe NAME | tasks | run | compare``."""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
+from typing import Any
 
 from .core.registry import available, describe, get_recipe
 
@@ -21,6 +23,57 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word such as polar_express or bfloat16
+
+
+def _pairs(items: list[str], what: str) -> dict[str, Any]:
+    out = {}
+    for item in items or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{what} must be KEY=VALUE, got {item!r}")
+        out[key] = _value(val)
+    return out
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    from .lab.tasks import TASKS
+
+    for name in sorted(TASKS):
+        spec = TASKS[name]().spec
+        print(f"{name:<20} {spec.default_steps:>6} steps  {spec.description}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .lab.runner import run
+
+    res = run(args.task, args.optimizer, hparams=_pairs(args.hp, "--hp"), seed=args.seed, steps=args.steps,
+              task_options=_pairs(args.option, "--option"), store=args.db, threads=args.threads, progress=True)
+    print(f"run {res.run_id}: {res.task} × {res.optimizer} seed {res.seed} — {res.status}"
+          + (" (from the store)" if res.cached else ""))
+    for k, v in res.final.items():
+        print(f"  {k:<24} {v:.6g}")
+    if res.error:
+        print(f"  error: {res.error}")
+    print(f"stored in {args.db}")
+    return 0 if res.ok else 1
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .lab.compare import compare
+
+    table = compare(args.task, [o for o in args.optimizers.split(",") if o], seeds=args.seeds, steps=args.steps,
+                    store=args.db, threads=args.threads, task_options=_pairs(args.option, "--option"))
+    print(table)
+    print(f"stored in {args.db}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="optimlab", description="Modern optimizers for PyTorch, and the lab.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -28,10 +81,26 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("describe", help="update rule, defaults with units, paper, state bytes")
     d.add_argument("name")
     d.set_defaults(func=_describe)
+    sub.add_parser("tasks", help="list the lab's tasks").set_defaults(func=_tasks)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--task", required=True)
+    common.add_argument("--steps", type=int, default=None, help="budget (default: the task's)")
+    common.add_argument("--option", nargs="*", metavar="KEY=VALUE", help="task options")
+    common.add_argument("--db", default="optimlab-runs/runs.db", help="SQLite run store")
+    common.add_argument("--threads", type=int, default=1)
+    r = sub.add_parser("run", parents=[common], help="one run: task × optimizer × seed, stored")
+    r.add_argument("--optimizer", required=True)
+    r.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="optimizer hyperparameters")
+    r.add_argument("--seed", type=int, default=0)
+    r.set_defaults(func=_run)
+    c = sub.add_parser("compare", parents=[common], help="optimizers × seeds on one task, as a table")
+    c.add_argument("--optimizers", required=True, help="comma-separated names")
+    c.add_argument("--seeds", type=int, default=3)
+    c.set_defaults(func=_compare)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         print(f"optimlab: error: {e}", file=sys.stderr)
         return 2
 
