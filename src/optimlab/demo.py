@@ -65,8 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--optimizers", default="adamw,lion,muon")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1 by default: small models gain nothing from more, and timings stay stable)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     names = args.optimizers.split(",")
     print(f"digits MLP 64-256-256-10, {args.steps} steps × batch {args.batch}, seeds 0..{args.seeds - 1}, "
           f"linear decay over the last 30%, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
