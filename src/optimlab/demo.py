@@ -54,9 +54,9 @@ def run(name: str, seed: int, steps: int, batch: int) -> dict[str, float]:
     return {"train_loss": train_loss, "test_acc": acc, "ms_per_step": 1000 * step_time / steps}
 
 
-def fmt(values: list[float], digits: int) -> str:
+def fmt(values: list[float], spec: str) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+    return f"{statistics.mean(values):{spec}} ± {sd:{spec}}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,14 +72,14 @@ def main(argv: list[str] | None = None) -> None:
     names = args.optimizers.split(",")
     print(f"digits MLP 64-256-256-10, {args.steps} steps × batch {args.batch}, seeds 0..{args.seeds - 1}, "
           f"linear decay over the last 30%, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    header = f"{'optimizer':<10} {'final train loss':>18} {'test accuracy':>18} {'ms/step (opt.step)':>20}"
+    header = f"{'optimizer':<10} {'final train loss':>20} {'test accuracy':>18} {'ms/step (opt.step)':>20}"
     print(header)
     print("-" * len(header))
     for name in names:
         rows = [run(name, s, args.steps, args.batch) for s in range(args.seeds)]
-        print(f"{name:<10} {fmt([r['train_loss'] for r in rows], 4):>18} "
-              f"{fmt([100 * r['test_acc'] for r in rows], 2) + '%':>18} "
-              f"{fmt([r['ms_per_step'] for r in rows], 3):>20}")
+        print(f"{name:<10} {fmt([r['train_loss'] for r in rows], '.2e'):>20} "
+              f"{fmt([100 * r['test_acc'] for r in rows], '.2f') + '%':>18} "
+              f"{fmt([r['ms_per_step'] for r in rows], '.3f'):>20}")
     print("\nmean ± std over seeds. Optimizer settings: "
           + "; ".join(f"{n} {CONFIGS[n]}" for n in names if n in CONFIGS))
 
