@@ -26,7 +26,6 @@ import os
 import platform
 import sqlite3
 import subprocess
-import sys
 import time
 from typing import Any, Iterable, Mapping
 
