@@ -50,3 +50,22 @@ def test_bad_hyperparameter_and_task_are_clear_errors(tmp_path, capsys):
     assert "sgd: momentum must be in [0, 1), got 2" in capsys.readouterr().err
     assert main(["run", "--task", "quadratc", "--optimizer", "sgd", "--db", db]) == 2
     assert "did you mean 'quadratic'" in capsys.readouterr().err
+
+
+def test_sweep_then_report(tmp_path, capsys):
+    db, out = str(tmp_path / "runs.db"), tmp_path / "rep"
+    assert main(["sweep", "--task", "quadratic", "--optimizer", "sgd", "--space", "lr=log:1e-3:1", "--trials", "3",
+                 "--steps", "20", "--db", db]) == 0
+    text = capsys.readouterr().out
+    assert "3 complete" in text and "best: trial" in text
+    assert main(["report", "--db", db, "--out", str(out)]) == 0
+    assert (out / "report.html").exists() and "report:" in capsys.readouterr().out
+    assert main(["report", "--db", db, "--out", str(out), "--task", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_claims_list_marks_pending(capsys):
+    assert main(["claims", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("gd-edge-of-stability" in line and "[ready]" in line for line in lines)
+    assert any("kaon-matches-muon" in line and "[pending]" in line for line in lines)

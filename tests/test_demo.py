@@ -1,11 +1,14 @@
+from pathlib import Path
+
 from optimlab.demo import main
 
 
-def test_demo_prints_a_row_per_optimizer(capsys):
-    main(["--steps", "20", "--seeds", "2", "--optimizers", "adamw,muon"])
-    out = capsys.readouterr().out
-    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["adamw"], ["muon"])]
-    assert [r[0] for r in rows] == ["adamw", "muon"]
-    for r in rows:
-        loss, acc = float(r[1]), float(r[4].rstrip("%"))
-        assert 0 < loss < 2.3 and 10 < acc <= 100  # better than chance after 20 steps
+def test_demo_compares_and_writes_a_report(tmp_path, capsys):
+    db, out = tmp_path / "demo.db", tmp_path / "report"
+    main(["--tasks", "digits_mlp", "--steps", "20", "--seeds", "2", "--db", str(db), "--out", str(out)])
+    text = capsys.readouterr().out
+    for name in ("adamw", "lion", "muon"):
+        assert any(line.startswith(name) and "2/2" in line for line in text.splitlines()), name
+    html = Path(out / "report.html")
+    assert html.exists() and "data:image/png;base64" in html.read_text()
+    assert f"report: {html.resolve()}" in text

@@ -74,6 +74,33 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from .lab.sweep import parse_space, sweep
+
+    res = sweep(args.task, args.optimizer, parse_space(args.space), trials=args.trials, seeds=args.seeds,
+                steps=args.steps, store=args.db, study_storage=args.storage, study_name=args.study,
+                task_options=_pairs(args.option, "--option"), threads=args.threads, progress=True)
+    print(res)
+    print(f"runs stored in {args.db}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .lab.report import write_report
+
+    paths = write_report(args.db, args.out, task=args.task, optimizers=args.optimizers.split(",")
+                         if args.optimizers else None)
+    print(paths.table)
+    print(f"\nreport: {paths.html.resolve()}  ({len(paths.figures)} figures as PNG beside it)")
+    return 0
+
+
+def _claims(args: argparse.Namespace) -> int:
+    from .lab.claims.__main__ import main as claims_main
+
+    return claims_main(args.rest)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="optimlab", description="Modern optimizers for PyTorch, and the lab.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +124,26 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--optimizers", required=True, help="comma-separated names")
     c.add_argument("--seeds", type=int, default=3)
     c.set_defaults(func=_compare)
+    sw = sub.add_parser("sweep", parents=[common], help="an Optuna study over one optimizer's hyperparameters")
+    sw.add_argument("--optimizer", required=True)
+    sw.add_argument("--space", nargs="+", required=True, metavar="NAME=KIND:...",
+                    help="e.g. lr=log:1e-4:1e-1 momentum=float:0.8:0.99 nesterov=choice:True,False")
+    sw.add_argument("--trials", type=int, default=20)
+    sw.add_argument("--seeds", type=int, default=1)
+    sw.add_argument("--storage", default=None, help="Optuna storage URL (default: sweeps.db beside --db; "
+                                                     "a PostgreSQL URL shares one study between machines)")
+    sw.add_argument("--study", default=None, help="study name (default TASK-OPTIMIZER)")
+    sw.set_defaults(func=_sweep)
+    rp = sub.add_parser("report", help="HTML page + PNG figures + a table from the run store")
+    rp.add_argument("--db", default="optimlab-runs/runs.db")
+    rp.add_argument("--out", default="optimlab-report")
+    rp.add_argument("--task", default=None)
+    rp.add_argument("--optimizers", default=None, help="comma-separated names or labels")
+    rp.set_defaults(func=_report)
+    cl = sub.add_parser("claims", help="the seed papers' claims: list | run ID [ID ...] | run all [--fast]",
+                        add_help=False)
+    cl.add_argument("rest", nargs=argparse.REMAINDER)
+    cl.set_defaults(func=_claims)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
