@@ -53,7 +53,8 @@ def _run(args: argparse.Namespace) -> int:
     from .lab.runner import run
 
     res = run(args.task, args.optimizer, hparams=_pairs(args.hp, "--hp"), seed=args.seed, steps=args.steps,
-              task_options=_pairs(args.option, "--option"), store=args.db, threads=args.threads, progress=True)
+              task_options=_pairs(args.option, "--option"), store=args.db, threads=args.threads, progress=True,
+              sharpness_every=args.sharpness_every)
     print(f"run {res.run_id}: {res.task} × {res.optimizer} seed {res.seed} — {res.status}"
           + (" (from the store)" if res.cached else ""))
     for k, v in res.final.items():
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--optimizer", required=True)
     r.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="optimizer hyperparameters")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--sharpness-every", type=int, default=None, help="log λ_max(H) every N steps")
     r.set_defaults(func=_run)
     c = sub.add_parser("compare", parents=[common], help="optimizers × seeds on one task, as a table")
     c.add_argument("--optimizers", required=True, help="comma-separated names")

@@ -217,3 +217,24 @@ def test_compare_with_a_path(tmp_path):
     assert all(row["reached"] == 2 for row in table.rows)  # a target every run meets at once
     assert all(row["stats"]["steps_to_target"] == (0.0, 0.0) for row in table.rows)
     assert len(RunStore(path).find_runs(task="quadratic", status="finished")) == 4
+
+
+def test_sharpness_is_logged_without_changing_training(tmp_path):
+    from optimlab.diagnostics import top_eigenvalues
+    from optimlab.lab.runner import run
+
+    plain = run("digits_mlp", "adamw", steps=12, seed=3, store=str(tmp_path / "a.db"), eval_every=6)
+    watched = run("digits_mlp", "adamw", steps=12, seed=3, store=str(tmp_path / "b.db"), eval_every=6,
+                  sharpness_every=6)
+    assert watched.metrics["loss"] == plain.metrics["loss"]  # the diagnostics do not perturb training
+    steps = [s for s, _ in watched.metrics["sharpness"]]
+    assert steps == [0, 6, 12]
+    assert [s for s, _ in watched.metrics["precond_sharpness"]] == [6, 12]  # Adam state exists after step 1
+    # the last value is λ_max of the final model's Hessian on the first batch
+    from optimlab.lab.tasks import get_task
+
+    inst = get_task("digits_mlp").build(3)
+    inst.model.load_state_dict(watched.model.state_dict())
+    exact = top_eigenvalues(inst.model, inst.loss, inst.batch(0), tol=1e-6).value
+    assert abs(watched.metrics["sharpness"][-1][1] - exact) <= 1e-2 * abs(exact)
+    assert all(v > 0 for _, v in watched.metrics["sharpness"])

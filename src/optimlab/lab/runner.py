@@ -150,7 +150,7 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         steps: int | None = None, task_options: Mapping[str, Any] | None = None,
         store: RunStore | str | None = None, eval_every: int | None = None,
         checkpoint_every: int | None = None, threads: int = 1, progress: bool = False,
-        resume: bool = True, nonfinite: str = "error",
+        resume: bool = True, nonfinite: str = "error", sharpness_every: int | None = None,
         on_step: Callable[[int, float], None] | None = None) -> RunResult:
     """Train ``optimizer`` on ``task`` for ``steps`` steps from ``seed`` and record the run.
 
@@ -172,6 +172,10 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         run keeps the eval points it was recorded with). A run left ``running`` by a process
         that died is resumed like an interrupted one; two processes should not run the same
         configuration on one store at once.
+    sharpness_every: every this many steps (and at step 0), log ``sharpness`` = λ_max of the training
+        loss's Hessian on the first training batch (Lanczos, :func:`optimlab.diagnostics.top_eigenvalues`),
+        and for Adam-type optimizers ``precond_sharpness`` = λ_max(P⁻¹H); the cost is outside
+        ``step_ms`` and the global RNG is preserved, so training is unchanged.
     on_step: called as ``on_step(step, loss)`` after every step (after that step's checkpoint).
 
     Unknown task or optimizer: ValueError naming it; bad hyperparameters: TypeError / ValueError
@@ -189,7 +193,7 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
     hparams = dict(hparams)
     steps = spec.default_steps if steps is None else steps
     for label, value in (("steps", steps), ("eval_every", eval_every),
-                         ("checkpoint_every", checkpoint_every)):
+                         ("checkpoint_every", checkpoint_every), ("sharpness_every", sharpness_every)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise ValueError(f"run: {label} must be an int >= 1, got {value!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -212,17 +216,30 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
             return _result_from_store(db, previous, cached=True)
         with preserve_global_rng():
             return _train(db, task, options, optimizer, hparams, seed, steps, instance, opt,
-                          previous, eval_every, checkpoint_every, threads, progress, on_step)
+                          previous, eval_every, checkpoint_every, threads, progress, on_step, sharpness_every)
     finally:
         torch.set_num_threads(old_threads)
         if owned:
             db.close()
 
 
+def _sharpness(step: int, instance: Any, opt: Any) -> list[tuple[int, str, float]]:
+    """λ_max(H) (and λ_max(P⁻¹H) for Adam-type optimizers with state) on the first training batch."""
+    from ..diagnostics import preconditioned_sharpness, top_eigenvalues
+
+    batch = instance.batch(0)
+    with preserve_global_rng():
+        out = [(step, "sharpness", float(top_eigenvalues(instance.model, instance.loss, batch).value))]
+        if any("exp_avg_sq" in k for st in opt.state.values() for k in st):
+            res = preconditioned_sharpness(opt, instance.model, instance.loss, batch)
+            out.append((step, "precond_sharpness", float(res.value)))
+    return out
+
+
 def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict, seed: int,
            steps: int, instance: Any, opt: Any, previous: Mapping[str, Any] | None,
            eval_every: int, checkpoint_every: int, threads: int, progress: bool,
-           on_step: Callable[[int, float], None] | None) -> RunResult:
+           on_step: Callable[[int, float], None] | None, sharpness_every: int | None = None) -> RunResult:
     model = instance.model
     start, resumed_from = 0, None
     checkpoint = db.load_checkpoint(previous["id"]) if previous is not None else None
@@ -253,6 +270,8 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
     pending: list[tuple[int, str, float]] = []
     if start == 0:
         pending += [(0, k, v) for k, v in instance.evaluate(model).items()]
+        if sharpness_every:
+            pending += _sharpness(0, instance, opt)
 
     bar = None
     if progress:
@@ -279,6 +298,8 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
                         (step, "opt_ms", (t2 - t1) * 1e3)]
             if step % eval_every == 0 or step == steps:
                 pending += [(step, k, v) for k, v in instance.evaluate(model).items()]
+            if sharpness_every and (step % sharpness_every == 0 or step == steps):
+                pending += _sharpness(step, instance, opt)
             if step == steps:
                 pending += [(step, "state_bytes", optimizer_state_bytes(opt)),
                             (step, "n_params", sum(p.numel() for p in model.parameters()))]

@@ -1,0 +1,23 @@
+"""The lab's claims: seed papers' quantitative statements, tested by experiments with a verdict.
+
+    from optimlab.lab.claims import list_claims, run_claim
+    evidence = run_claim("gd-edge-of-stability", fast=True, out_dir="claims-out")
+    print(evidence.summary())
+
+Implemented (in this order): gd-edge-of-stability, adam-edge-of-stability, zo-stability-boundary,
+adam-fails-amsgrad-converges, muon-associative-memory, incremental-rank-learning,
+grokking-modular-arithmetic. The rest are registered as pending (see ``pending``).
+"""
+from __future__ import annotations
+
+from . import edge_of_stability  # noqa: F401  (registration order = listing order)
+from . import zeroth_order  # noqa: F401
+from . import amsgrad  # noqa: F401
+from . import associative_memory  # noqa: F401
+from . import incremental  # noqa: F401
+from . import grokking  # noqa: F401
+from . import pending  # noqa: F401
+from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
+
+__all__ = ["CLAIMS", "VERDICTS", "Claim", "Evidence", "Outcome", "get_claim", "list_claims", "register",
+           "run_claim"]
