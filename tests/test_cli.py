@@ -1,5 +1,8 @@
+import json
 import subprocess
 import sys
+
+import pytest
 
 import optimlab
 from optimlab.cli import main
@@ -69,3 +72,20 @@ def test_claims_list_marks_pending(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert any("gd-edge-of-stability" in line and "[ready]" in line for line in lines)
     assert any("kaon-matches-muon" in line and "[pending]" in line for line in lines)
+
+
+def test_claims_run_writes_evidence_and_summary(capsys, tmp_path):
+    out = tmp_path / "claims"
+    ids = ["adam-fails-amsgrad-converges", "kaon-matches-muon"]
+    assert main(["claims", "run", *ids, "--fast", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "kaon-matches-muon: PENDING" in text and "missing: optimizer 'kaon'" in text
+    assert "adam-fails-amsgrad-converges:" in text and str(out.resolve()) in text
+    for claim_id in ids:
+        evidence = json.loads((out / f"{claim_id}-fast.json").read_text())
+        assert evidence["claim_id"] == claim_id and evidence["fast"] is True
+    assert (out / "adam-fails-amsgrad-converges-fast.png").exists()
+    assert main(["claims", "run", "nope", "--fast", "--out", str(out)]) == 2
+    assert "unknown claim 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["claims", "run", "--fast"])  # neither ids nor --all

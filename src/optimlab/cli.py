@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--task", default=None)
     rp.add_argument("--optimizers", default=None, help="comma-separated names or labels")
     rp.set_defaults(func=_report)
-    cl = sub.add_parser("claims", help="the seed papers' claims: list | run ID [ID ...] | run all [--fast]",
+    cl = sub.add_parser("claims", help="the seed papers' claims: list | run ID [ID ...] | run --all [--fast]",
                         add_help=False)
     cl.add_argument("rest", nargs=argparse.REMAINDER)
     cl.set_defaults(func=_claims)

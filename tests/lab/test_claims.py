@@ -15,9 +15,9 @@ from optimlab.lab.claims import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_
 
 IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-boundary",
                "adam-fails-amsgrad-converges", "muon-associative-memory", "incremental-rank-learning",
-               "grokking-modular-arithmetic"]
+               "grokking-modular-arithmetic", "sgd-trace-bound"]
 PENDING = ["kaon-matches-muon", "turbo-muon-4-vs-5-ns", "muoneq-r-vs-muon", "dog-vs-tuned-sgd",
-           "natural-gradient-scaling-exponent", "sgd-trace-bound"]
+           "natural-gradient-scaling-exponent"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -162,3 +162,13 @@ def test_unknown_claim_id_names_it_and_suggests_close_ids():
 def test_a_verdict_needs_two_seeds(tmp_path):
     with pytest.raises(ValueError, match="at least 2 seeds"):
         run_claim("adam-fails-amsgrad-converges", fast=True, seeds=[0], out_dir=tmp_path)
+
+
+def test_sgd_trace_bound_numbers(out_dir):
+    ev = fast_evidence("sgd-trace-bound", out_dir)
+    for values in ev.measurements.values():
+        assert values["init_trace"] > 0
+        for key, v in values.items():
+            if key.startswith("gd_lmax") and math.isfinite(v):
+                assert v < 1.0  # GD converged only where λ_max < 2/η: the classical stability condition
+        assert 0 <= values["sgd_converged_runs"] <= 3

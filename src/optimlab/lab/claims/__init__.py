@@ -6,7 +6,7 @@
 
 Implemented (in this order): gd-edge-of-stability, adam-edge-of-stability, zo-stability-boundary,
 adam-fails-amsgrad-converges, muon-associative-memory, incremental-rank-learning,
-grokking-modular-arithmetic. The rest are registered as pending (see ``pending``).
+grokking-modular-arithmetic, sgd-trace-bound. The rest are registered as pending (see ``pending``).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from . import amsgrad  # noqa: F401
 from . import associative_memory  # noqa: F401
 from . import incremental  # noqa: F401
 from . import grokking  # noqa: F401
+from . import sgd_trace  # noqa: F401
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 

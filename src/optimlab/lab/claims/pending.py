@@ -79,17 +79,3 @@ NATGRAD = register(Claim(
     needs="a 'natural_gradient' optimizer (full Fisher / Gauss–Newton preconditioning) and the paper's definition "
           "of s and its compute budget",
 ))
-
-SGD_TRACE = register(Claim(
-    id="sgd-trace-bound",
-    paper="The Implicit Regularization of Dynamical Stability in Stochastic Gradient Descent (Wu, Su, ICML 2023)",
-    arxiv="2305.17490",
-    statement="If a global minimum is linearly stable for SGD, then the trace of its Hessian is ≤ 2/η "
-              "(GD only bounds λ_max), so a larger η gives a smaller tr(H).",
-    optimizers=("sgd",),
-    protocol="MSE interpolation regime (over-parameterized MLP, small batch), η sweep; Hutchinson tr(H) "
-             "(optimlab.diagnostics.hessian_trace) at the minimum reached, compared with sgd_trace_bound(η).",
-    rule="tr(H)·η/2 ≤ 1 (+ estimator error) at every converged run, and tr(H) decreasing in η",
-    margin="tr(H) ≤ (2/η)·1.1, every η and seed",
-    needs="the experiment protocol (interpolating task and batch size from the paper; not written yet)",
-))
