@@ -71,15 +71,15 @@ def test_claims_list_marks_pending(capsys):
     assert main(["claims", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert any("gd-edge-of-stability" in line and "[ready]" in line for line in lines)
-    assert any("kaon-matches-muon" in line and "[pending]" in line for line in lines)
+    assert any("dog-vs-tuned-sgd" in line and "[pending]" in line for line in lines)
 
 
 def test_claims_run_writes_evidence_and_summary(capsys, tmp_path):
     out = tmp_path / "claims"
-    ids = ["adam-fails-amsgrad-converges", "kaon-matches-muon"]
+    ids = ["adam-fails-amsgrad-converges", "dog-vs-tuned-sgd"]
     assert main(["claims", "run", *ids, "--fast", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "kaon-matches-muon: PENDING" in text and "missing: optimizer 'kaon'" in text
+    assert "dog-vs-tuned-sgd: PENDING" in text and "needs optimizer 'dog'" in text
     assert "adam-fails-amsgrad-converges:" in text and str(out.resolve()) in text
     for claim_id in ids:
         evidence = json.loads((out / f"{claim_id}-fast.json").read_text())

@@ -1,11 +1,11 @@
-"""``make demo``: adamw, lion and muon compared on the digits MLP and the character-level LM, then a report.
+"""``make demo``: adamw, lion, muon and the strongest Muon variants on the digits MLP and the char-level LM, then a report.
 
 Equivalent to ``optimlab compare`` on each task followed by ``optimlab report``. Every run goes to the
 SQLite run store (``optimlab-runs/demo.db``; identical runs are reused, so a second ``make demo`` only
 re-writes the report). Settings: AdamW at each task's documented AdamW settings; Lion at a third of
 AdamW's lr (the Lion paper advises a 3–10× smaller lr); Muon at its defaults (lr 0.02 on hidden
-matrices, AdamW 3e-4 on embeddings, head and vectors). Three seeds, the same steps and batches for all.
-The Muon variants of the seed papers join this comparison as they land.
+matrices, AdamW 3e-4 on embeddings, head and vectors) and the Muon variants in ``VARIANTS`` at theirs.
+Three seeds, the same steps and batches for all.
 """
 
 from __future__ import annotations
@@ -21,9 +21,14 @@ from optimlab.lab.tasks import get_task
 TASKS = {"digits_mlp": None, "char_lm": 200}  # task -> steps (None: the task's default budget)
 
 
+#: The Muon variants in the demo: the two with the best mean test accuracy at their defaults in the
+#: family comparison on digits_mlp (BENCHMARKS.md, "The Muon family at defaults").
+VARIANTS = ("trust_region", "kaon")
+
+
 def optimizers_for(task: str) -> list[tuple[str, dict]]:
     adamw = dict(get_task(task).spec.adamw)
-    return [("adamw", adamw), ("lion", {"lr": adamw["lr"] / 3}), ("muon", {})]
+    return [("adamw", adamw), ("lion", {"lr": adamw["lr"] / 3}), ("muon", {})] + [(v, {}) for v in VARIANTS]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,14 +11,6 @@ from optimlab.diagnostics import supervised_loss
 from diag_helpers import dense_hessian
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The models here are tiny: one intra-op thread is faster and immune to CPU oversubscription.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture
 def mlp_problem():

@@ -15,9 +15,9 @@ from optimlab.lab.claims import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_
 
 IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-boundary",
                "adam-fails-amsgrad-converges", "muon-associative-memory", "incremental-rank-learning",
-               "grokking-modular-arithmetic", "sgd-trace-bound"]
-PENDING = ["kaon-matches-muon", "turbo-muon-4-vs-5-ns", "muoneq-r-vs-muon", "dog-vs-tuned-sgd",
-           "natural-gradient-scaling-exponent"]
+               "grokking-modular-arithmetic", "sgd-trace-bound", "natural-gradient-scaling-exponent",
+               "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns"]
+PENDING = ["dog-vs-tuned-sgd"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -172,3 +172,20 @@ def test_sgd_trace_bound_numbers(out_dir):
             if key.startswith("gd_lmax") and math.isfinite(v):
                 assert v < 1.0  # GD converged only where λ_max < 2/η: the classical stability condition
         assert 0 <= values["sgd_converged_runs"] <= 3
+
+
+def test_natural_gradient_exponents_are_sane(out_dir):
+    from optimlab.lab.claims.natural_gradient import _fit
+
+    alpha, se = _fit([16, 32, 64, 128], [3.0 * n ** -0.4 for n in (16, 32, 64, 128)])
+    assert abs(alpha - 0.4) < 1e-12 and se < 1e-12  # an exact power law is fitted exactly
+    ev = fast_evidence("natural-gradient-scaling-exponent", out_dir)
+    for seed, values in ev.measurements.items():
+        # the damped Newton step reaches the best risk with N features within the budget ...
+        assert values["ng_excess@Nmax"] < 1e-6
+        assert abs(values["alpha_ng"] - values["alpha_best_risk"]) < 1e-4
+        # ... which GD, on the same features, can approach but not beat
+        assert values["gd_loss/ng_loss@Nmax"] >= 1.0
+        assert 0.0 < values["alpha_gd"] and 0.0 < values["alpha_ng"] < 1.0
+        assert values["alpha_ng_se"] > 0 and values["alpha_gd_se"] > 0
+        assert ev.passed[seed] == (values["gap/se"] > 2.0)  # the rule: α_NG − α_GD > 2 SE of the difference

@@ -238,3 +238,22 @@ def test_sharpness_is_logged_without_changing_training(tmp_path):
     exact = top_eigenvalues(inst.model, inst.loss, inst.batch(0), tol=1e-6).value
     assert abs(watched.metrics["sharpness"][-1][1] - exact) <= 1e-2 * abs(exact)
     assert all(v > 0 for _, v in watched.metrics["sharpness"])
+
+
+def test_schedule_free_runs_are_evaluated_at_the_average(monkeypatch):
+    from optimlab.core.engine import ChainOptimizer
+
+    modes = []
+    original = ChainOptimizer.train
+
+    def spy(self, mode=True):
+        modes.append(mode)
+        return original(self, mode)
+
+    monkeypatch.setattr(ChainOptimizer, "train", spy)
+    res = run("digits_mlp", "sf_adamw", steps=30, seed=1, eval_every=10)
+    # every evaluation (steps 0, 10, 20, 30) is bracketed by eval() and train(); the model is returned in eval mode
+    assert modes == [False, True] * 4 + [False]
+    inst = get_task("digits_mlp").build(1)
+    inst.model.load_state_dict(res.model.state_dict())  # the returned model holds x
+    assert res.final["eval_loss"] == pytest.approx(inst.evaluate(inst.model)["eval_loss"], rel=1e-6)

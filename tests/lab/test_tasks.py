@@ -24,14 +24,6 @@ NAMES = sorted(TASKS)
 DESCENT_STEPS = {"char_lm": 8}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny ops: a second OpenMP thread only adds synchronisation (and stalls on a busy machine)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _state(instance: TaskInstance) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in instance.model.state_dict().items()}

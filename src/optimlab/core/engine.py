@@ -17,6 +17,16 @@ kernel for the adam chains); ``fused=False`` runs every transform one by one (th
 
 ``p.grad`` is never modified; parameters whose ``grad`` is ``None`` are skipped (their state and step
 count do not advance).
+
+Train and eval modes (``train()`` / ``eval()``, like ``nn.Module``'s): a chain whose last transform keeps
+the parameters at a point other than the one to evaluate (schedule-free keeps ``y`` in the parameters and
+``x`` in its state) defines ``to_eval(params, states, group)`` and ``to_train(params, states, group)``;
+``eval()`` and ``train()`` call them on every parameter that has state. ``step()`` in eval mode is an error
+for such a recipe (and harmless for any other). The mode is saved in ``state_dict()``.
+
+Scalar state: a transform may declare ``scalar_state = {"key": 0.0}``, Python numbers kept per parameter
+as ``"<transform>.<key>"`` next to its tensors (schedule-free's running weight sum). They are not tensors
+so that a checkpoint neither casts them to a bf16 parameter's dtype nor rounds a long sum to 8 bits.
 """
 
 from __future__ import annotations
@@ -55,6 +65,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.nonfinite = nonfinite
         self.fused = fused
         self.skipped_steps = 0
+        self.training = True
         super().__init__(groups_from_params(params), defaults={})
 
     @property
@@ -89,6 +100,29 @@ class ChainOptimizer(torch.optim.Optimizer):
         chain.check(values, f"{self.name}[{role}]")
         group.update(values)
         super().add_param_group(group)
+
+    # -- train / eval modes ----------------------------------------------------------------------
+    def _mode_hook(self, group: dict[str, Any], hook: str) -> Callable | None:
+        transforms = self.recipe.chain_for(group["role"]).transforms
+        return getattr(transforms[-1], hook, None) if transforms else None
+
+    @torch.no_grad()
+    def train(self, mode: bool = True) -> ChainOptimizer:
+        """Switch to train mode (``mode=True``) or eval mode; a no-op for recipes without modes."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"{self.name}: train(mode) takes a bool, got {mode!r}")
+        if mode != self.training:
+            for group in self.param_groups:
+                hook = self._mode_hook(group, "to_train" if mode else "to_eval")
+                ps = [p for p in group["params"] if self.state.get(p)]
+                if hook is not None and ps:
+                    hook(ps, [self.state[p] for p in ps], group)
+            self.training = mode
+        return self
+
+    def eval(self) -> ChainOptimizer:
+        """Eval mode: parameters hold the point to evaluate (schedule-free: the average ``x``)."""
+        return self.train(False)
 
     # -- the step --------------------------------------------------------------------------------
     def _check_finite(self, work: list[tuple[dict, list[Tensor]]]) -> bool:
@@ -130,6 +164,9 @@ class ChainOptimizer(torch.optim.Optimizer):
                 work.append((group, ps))
         if not work:
             return loss
+        if not self.training and any(self._mode_hook(g, "to_train") for g, _ in work):
+            raise RuntimeError(f"{self.name}: step() in eval mode; call opt.train() before training steps "
+                               f"(and opt.eval() before evaluating), alongside model.train()/model.eval()")
         if self.nonfinite != "ignore" and not self._check_finite(work):
             return loss
         for group, ps in work:
@@ -144,7 +181,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                     st = self.state[p]
                     if not st:
                         st["step"] = 0
-                        st.update(chain.init(p, group))
+                        st.update(_fresh_state(chain, p, group))
                     st["step"] += 1
                     states.append(st)
                 chain.step(Bucket(bps, [p.grad for p in bps], states, [s["step"] for s in states], group),
@@ -158,6 +195,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             "optimizer": self.name,
             "roles": [g["role"] for g in self.param_groups],
             "shapes": [[tuple(p.shape) for p in g["params"]] for g in self.param_groups],
+            "training": self.training,
         }
         return sd
 
@@ -191,15 +229,25 @@ class ChainOptimizer(torch.optim.Optimizer):
                     raise ValueError(f"{where} has shape {tuple(p.shape)}, saved {tuple(shape)}")
                 saved = state_dict["state"].get(index)
                 if saved is not None:
-                    fresh = chain.init(p.detach(), g)
+                    fresh = _fresh_state(chain, p.detach(), g)
                     if set(saved) != {"step", *fresh}:
                         raise ValueError(f"{where}: saved state keys {sorted(saved)} != expected "
                                          f"{sorted(['step', *fresh])}")
                     for k, v in fresh.items():
-                        if tuple(saved[k].shape) != tuple(v.shape):
+                        if isinstance(v, Tensor) and tuple(saved[k].shape) != tuple(v.shape):
                             raise ValueError(f"{where}: saved state {k!r} has shape {tuple(saved[k].shape)}, "
                                              f"expected {tuple(v.shape)}")
                 index += 1
         rest = {k: v for k, v in state_dict.items() if k != "optimlab"}
         super().load_state_dict(rest)
+        self.training = bool(meta.get("training", True))
+
+
+def _fresh_state(chain: Any, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's initial state: the chain's tensors plus the scalar state its transforms declare."""
+    state: dict[str, Any] = chain.init(p, group)
+    for t in chain.transforms:
+        for k, v in getattr(t, "scalar_state", {}).items():
+            state[f"{t.name}.{k}"] = v
+    return state
 

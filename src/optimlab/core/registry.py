@@ -13,7 +13,7 @@ from torch import nn
 from .engine import NONFINITE, ChainOptimizer
 from .hparams import validate
 from .recipe import Recipe
-from .roles import ROLES, assign_roles, groups_from_params
+from .roles import FINE_ROLES, ROLES, assign_roles, groups_from_params
 
 __all__ = ["register", "available", "describe", "create", "get_recipe", "Description"]
 
@@ -110,7 +110,8 @@ def create(model_or_params: nn.Module | Iterable, name: str, *, head: str | Sequ
 
     Keyword hyperparameters configure the recipe's main roles (all roles for AdamW; the ``matrix`` role
     for Muon); ``per_role={"embedding": {"lr": ...}}`` sets any role's. ``head``, ``embedding`` and
-    ``roles`` steer role assignment (see :func:`optimlab.core.roles.assign_roles`). ``verbose`` prints
+    ``roles`` steer role assignment (see :func:`optimlab.core.roles.assign_roles`; the finer roles router /
+    gate / down / expert are detected when the recipe has chains for them). ``verbose`` prints
     the role table. ``nonfinite`` and ``fused``: see :class:`ChainOptimizer`.
     """
     recipe = get_recipe(name)
@@ -122,7 +123,10 @@ def create(model_or_params: nn.Module | Iterable, name: str, *, head: str | Sequ
     if nonfinite not in NONFINITE:
         raise ValueError(f"{name}: nonfinite must be one of {NONFINITE}, got {nonfinite!r}")
     if isinstance(model_or_params, nn.Module):
-        assignment = assign_roles(model_or_params, head=head, embedding=embedding, roles=roles)
+        # finer roles (router, gate, down, expert) only for recipes that treat them apart: under any
+        # other recipe those weights stay ``matrix`` and get the recipe's matrix update
+        fine = bool(set(FINE_ROLES) & set(recipe.chains))
+        assignment = assign_roles(model_or_params, head=head, embedding=embedding, roles=roles, fine=fine)
         groups = assignment.groups()
         if not groups:
             raise ValueError(f"{name}: the model has no trainable parameters")

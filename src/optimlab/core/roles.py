@@ -17,6 +17,23 @@ with an embedding, the last ``nn.Linear`` whose ``out_features`` equals the voca
 ``ndim == 2`` alone is never the rule: a parameter with two or more dimensions that belongs to no known
 matrix layer and that no explicit rule names raises ``ValueError`` naming it, as does one that two
 explicit rules name with different roles.
+
+Finer roles (``fine=True``, or named explicitly with ``roles=``), for recipes that treat these blocks by
+their own symmetry (e.g. ``symmetry_muon``); without ``fine=True`` they stay ``matrix``, so a recipe that
+does not know them is unaffected. Detection is by name and module structure, in the ``nn.Linear``
+``(out, in)`` layout (HF LLaMA / Qwen / OLMoE conventions). A parameter's *unit* is its module's last name
+for a ``weight``, else its own name (raw stacked expert tensors); its *container* is the module one level up:
+
+* ``router`` — MoE router matrix: unit ``router``, or unit ``gate`` whose container also holds ``experts``;
+* ``gate``   — SwiGLU input side (rows are the intermediate neurons): unit ``gate_proj``, ``up_proj``,
+  ``gate_up_proj``, ``w1`` or ``w3`` in a container that also holds a ``down_proj`` / ``w2``;
+* ``down``   — SwiGLU output side (columns are the intermediate neurons): unit ``down_proj`` / ``w2`` in a
+  container that also holds a gate-side unit;
+* ``expert`` — any other weight (ndim ≥ 2) inside an ``experts`` container (e.g. plain-MLP experts).
+
+Fine roles apply to weights with ``ndim >= 2`` (biases stay ``vector``). A router-named weight inside an
+``experts`` container, or one that is not a matrix, is ambiguous: ``ValueError`` naming it. Under
+``fine=True`` the automatic head is never a fine-role weight.
 """
 
 from __future__ import annotations
@@ -28,9 +45,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["ROLES", "RoleAssignment", "assign_roles", "groups_from_params"]
+__all__ = ["ROLES", "FINE_ROLES", "RoleAssignment", "assign_roles", "groups_from_params"]
 
-ROLES = ("matrix", "embedding", "head", "vector")
+ROLES = ("matrix", "embedding", "head", "vector", "router", "gate", "down", "expert")
+#: Roles that only ``fine=True`` (or an explicit ``roles=``) assigns; each refines ``matrix``.
+FINE_ROLES = ("router", "gate", "down", "expert")
+GATE_UNITS = ("gate_proj", "up_proj", "gate_up_proj", "w1", "w3")
+DOWN_UNITS = ("down_proj", "w2")
 
 MATRIX_MODULES: tuple[type[nn.Module], ...] = (
     nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd, nn.MultiheadAttention, nn.RNNBase,
@@ -105,8 +126,40 @@ def _resolve(model: nn.Module, what: str, spec: str | Sequence[str]) -> set[int]
     return ids
 
 
-def _auto_head(model: nn.Module, owners: dict[int, list[nn.Module]]) -> tuple[int | None, str]:
-    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and m.weight.requires_grad]
+def _fine_roles(model: nn.Module, skip: Mapping[int, object]) -> dict[int, tuple[str, str]]:
+    """The fine role of each weight the name rules of the module docstring cover: id -> (role, why).
+    Parameters in ``skip`` (named by an explicit rule, which wins) are not examined."""
+    modules = dict(model.named_modules())
+    out: dict[int, tuple[str, str]] = {}
+    for name, p in model.named_parameters():
+        if p.ndim < 2 or id(p) in skip:
+            continue
+        path = name.split(".")
+        unit_path = path[:-1] if path[-1] == "weight" else path
+        unit = unit_path[-1] if unit_path else ""
+        container = modules.get(".".join(unit_path[:-1]))
+        kids = set(dict(container.named_children())) | set(dict(container.named_parameters(recurse=False))) \
+            if container is not None else set()
+        in_experts = "experts" in path[:-1]
+        if unit == "router" or (unit == "gate" and "experts" in kids):
+            if in_experts or p.ndim != 2:
+                raise ValueError(f"assign_roles: parameter {name!r} (shape {tuple(p.shape)}) is named like a MoE "
+                                 f"router but {'sits inside experts' if in_experts else 'is not a matrix'}; "
+                                 f"name its role, e.g. roles={{{name!r}: 'matrix'}}")
+            out[id(p)] = ("router", f"router: unit {unit!r}")
+        elif unit in GATE_UNITS and kids & set(DOWN_UNITS):
+            out[id(p)] = ("gate", f"SwiGLU input side {unit!r}")
+        elif unit in DOWN_UNITS and kids & set(GATE_UNITS):
+            out[id(p)] = ("down", f"SwiGLU output side {unit!r}")
+        elif in_experts:
+            out[id(p)] = ("expert", "inside 'experts'")
+    return out
+
+
+def _auto_head(model: nn.Module, owners: dict[int, list[nn.Module]], skip: Mapping | None = None
+               ) -> tuple[int | None, str]:
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and m.weight.requires_grad
+               and id(m.weight) not in (skip or {})]
     embeddings = [m for m in model.modules() if isinstance(m, EMBEDDING_MODULES)]
     for n, m in linears:
         if any(isinstance(o, EMBEDDING_MODULES) for o in owners[id(m.weight)]):
@@ -122,8 +175,14 @@ def _auto_head(model: nn.Module, owners: dict[int, list[nn.Module]]) -> tuple[in
 
 
 def assign_roles(model: nn.Module, *, head: str | Sequence[str] | None = "auto",
-                 embedding: str | Sequence[str] = (), roles: Mapping[str, str] | None = None) -> RoleAssignment:
-    """Give every trainable parameter of ``model`` exactly one role (see the module docstring)."""
+                 embedding: str | Sequence[str] = (), roles: Mapping[str, str] | None = None,
+                 fine: bool = False) -> RoleAssignment:
+    """Give every trainable parameter of ``model`` exactly one role (see the module docstring).
+
+    ``fine=True`` also assigns the finer roles ``router``, ``gate``, ``down``, ``expert``.
+    """
+    if not isinstance(fine, bool):
+        raise TypeError(f"assign_roles: fine must be a bool, got {fine!r}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"assign_roles: model must be an nn.Module, got {type(model).__name__}")
     roles = dict(roles or {})
@@ -146,12 +205,11 @@ def assign_roles(model: nn.Module, *, head: str | Sequence[str] | None = "auto",
     if embedding:
         for pid in _resolve(model, "embedding", embedding):
             claim(pid, "embedding", "explicit embedding=")
-    head_id, head_why = None, ""
-    if head == "auto":
-        head_id, head_why = _auto_head(model, owners)
-    elif head is not None:
+    if head not in ("auto", None):
         for pid in _resolve(model, "head", head):
             claim(pid, "head", "explicit head=")
+    finer = _fine_roles(model, explicit) if fine else {}  # explicit rules win, so they are settled first
+    head_id, head_why = _auto_head(model, owners, finer) if head == "auto" else (None, "")
 
     out, params, why, ties, frozen = {}, {}, {}, {}, 0
     for name, p in model.named_parameters():
@@ -167,6 +225,8 @@ def assign_roles(model: nn.Module, *, head: str | Sequence[str] | None = "auto",
             role, reason = "embedding", (head_why if pid == head_id else f"nn.{type(mods[0]).__name__}")
         elif pid == head_id:
             role, reason = "head", head_why
+        elif pid in finer:
+            role, reason = finer[pid]
         elif p.ndim < 2:
             role, reason = "vector", f"{p.ndim}-D"
         elif any(isinstance(m, MATRIX_MODULES) for m in mods):

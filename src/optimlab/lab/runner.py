@@ -223,6 +223,16 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
             db.close()
 
 
+def _evaluate(step: int, instance: Any, opt: Any) -> list[tuple[int, str, float]]:
+    """The task's eval metrics at the optimizer's evaluation point: schedule-free recipes evaluate their
+    average ``x`` (``opt.eval()``), then return to the training point ``y``; others have no modes."""
+    opt.eval()
+    try:
+        return [(step, k, v) for k, v in instance.evaluate(instance.model).items()]
+    finally:
+        opt.train()
+
+
 def _sharpness(step: int, instance: Any, opt: Any) -> list[tuple[int, str, float]]:
     """λ_max(H) (and λ_max(P⁻¹H) for Adam-type optimizers with state) on the first training batch."""
     from ..diagnostics import preconditioned_sharpness, top_eigenvalues
@@ -269,7 +279,7 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
 
     pending: list[tuple[int, str, float]] = []
     if start == 0:
-        pending += [(0, k, v) for k, v in instance.evaluate(model).items()]
+        pending += _evaluate(0, instance, opt)
         if sharpness_every:
             pending += _sharpness(0, instance, opt)
 
@@ -297,7 +307,7 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
             pending += [(step, "loss", loss_value), (step, "step_ms", (t3 - t0) * 1e3),
                         (step, "opt_ms", (t2 - t1) * 1e3)]
             if step % eval_every == 0 or step == steps:
-                pending += [(step, k, v) for k, v in instance.evaluate(model).items()]
+                pending += _evaluate(step, instance, opt)
             if sharpness_every and (step % sharpness_every == 0 or step == steps):
                 pending += _sharpness(step, instance, opt)
             if step == steps:
@@ -328,5 +338,6 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
         if bar is not None:
             bar.close()
     db.finish(run_id)
+    opt.eval()  # the returned model holds the evaluated point (schedule-free: the average x)
     return _result_from_store(db, db.get_run(run_id), cached=False, model=model,
                               resumed_from=resumed_from)

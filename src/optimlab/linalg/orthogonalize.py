@@ -2,8 +2,10 @@
 
 * :func:`newton_schulz` - quintic Newton–Schulz iteration (the hot path), batched.
 * :func:`polar_svd` - exact polar factor ``U V^T`` via SVD (the oracle).
-* :func:`orthogonalize` - dispatch between the two.
-* :func:`orthogonality_error` - ``max_i |sigma_i(X) - 1|`` per matrix (diagnostics).
+* :func:`orthogonalize` - dispatch over the backends in :data:`METHODS`: this module's two, AOL
+  preconditioning (``aol.py``, Turbo-Muon), Gram Newton–Schulz (``gram.py``) and QDWH (``qdwh.py``).
+* :func:`orthogonality_error` - ``max_i |sigma_i(X) - 1|`` per matrix (diagnostics);
+  :func:`polar_error` - ``||X - polar(G)||_2``.
 
 Arithmetic of :func:`newton_schulz` (per matrix, wide orientation ``m <= n``; a tall input is
 processed as its transpose, so the Gram matrix is the small ``m x m`` one)::
@@ -41,13 +43,21 @@ tensor values, so the function traces cleanly under ``torch.compile``.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
+from ._ns import (
+    _check_dtype,
+    _check_eps,
+    _check_matrix,
+    _emulate_lowp,
+    _newton_schulz_impl,
+)
+from .aol import aol_newton_schulz
+from .gram import gram_newton_schulz
+from .qdwh import qdwh
 from .schedules import SCHEDULES, norm_safety, ns_coefficients
 
 __all__ = [
@@ -57,173 +67,13 @@ __all__ = [
     "polar_svd",
     "orthogonalize",
     "orthogonality_error",
+    "polar_error",
     "METHODS",
+    "PRECONDITIONERS",
 ]
 
-METHODS: tuple[str, ...] = ("newton_schulz", "svd")
-_LOWP = (torch.bfloat16, torch.float16)
-
-
-def _cpu_flag(name: str) -> bool:
-    fn = getattr(torch.cpu, name, None)
-    try:
-        return bool(fn()) if fn is not None else False
-    except Exception:  # pragma: no cover - capability probe must never break import
-        return False
-
-
-# Decided once at import (no per-call probing, and a plain constant for torch.compile).
-_CPU_NATIVE_LOWP = {
-    torch.bfloat16: _cpu_flag("_is_avx512_bf16_supported") or _cpu_flag("_is_amx_tile_supported"),
-    torch.float16: _cpu_flag("_is_amx_fp16_supported"),
-}
-
-
-def _emulate_lowp(dtype: torch.dtype, device: torch.device) -> bool:
-    """True when low-precision GEMMs should run as float32 GEMMs + rounding (see module doc)."""
-    return device.type == "cpu" and dtype in _LOWP and not _CPU_NATIVE_LOWP[dtype]
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def _check_matrix(G: object, where: str) -> Tensor:
-    if not isinstance(G, Tensor):
-        raise TypeError(f"{where}: G must be a torch.Tensor, got {type(G).__name__}")
-    if G.ndim < 2:
-        raise ValueError(
-            f"{where}: G must have ndim >= 2 (a matrix or a stack of matrices), got shape "
-            f"{tuple(G.shape)} (ndim={G.ndim})"
-        )
-    return G
-
-
-def _check_dtype(dtype: object, G: Tensor, where: str) -> torch.dtype:
-    wd = G.dtype if dtype is None else dtype
-    if not isinstance(wd, torch.dtype) or not wd.is_floating_point:
-        what = "G.dtype (dtype=None)" if dtype is None else "dtype"
-        raise ValueError(f"{where}: {what} must be a real floating dtype, got {wd!r}")
-    return wd
-
-
-def _check_eps(eps: object, where: str) -> float:
-    if not (isinstance(eps, numbers.Real) and not isinstance(eps, bool)) or not (
-        math.isfinite(eps) and eps > 0
-    ):
-        raise ValueError(f"{where}: eps must be a finite float > 0, got {eps!r}")
-    return float(eps)
-
-
-# ----------------------------------------------------------------------------- kernels
-
-
-def _round_(t: Tensor, lowp: Tensor) -> None:
-    """Round float32 ``t`` in place to the precision of ``lowp``'s dtype (``lowp`` is scratch)."""
-    lowp.copy_(t)
-    t.copy_(lowp)
-
-
-def _normalise(X: Tensor, safety: float | None, eps: float, lowp: torch.dtype | None, inplace: bool) -> Tensor:
-    # Same op sequence as torch.optim.Muon: norm in the working dtype, clamp, divide.
-    nrm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
-    if lowp is not None:  # emulated low precision: do the (tiny) scalar ops natively in lowp
-        nrm = nrm.to(lowp)
-    if safety is None:
-        nrm = nrm.clamp(min=eps)
-    else:  # Polar Express, Algorithm 1: X / (1.01 ||X||_F + 1e-7)
-        nrm = nrm * safety + eps
-    if lowp is not None:
-        nrm = nrm.to(X.dtype)
-    if not inplace:
-        X = X / nrm
-        return X.to(lowp).to(X.dtype) if lowp is not None else X
-    X.div_(nrm)
-    if lowp is not None:
-        _round_(X, torch.empty_like(X, dtype=lowp))  # empty_like keeps X's (maybe .mT) strides
-    return X
-
-
-def _ns_iterate(X: Tensor, coeffs: list[tuple[float, float, float]], lowp: torch.dtype | None) -> Tensor:
-    """In-place iteration on our own wide working tensor ``X`` (2-D or 3-D, maybe a .mT view)."""
-    if X.dim() == 3:
-        mm, addmm = torch.bmm, torch.baddbmm
-    else:
-        mm, addmm = torch.mm, torch.addmm
-    gram_shape = (*X.shape[:-1], X.shape[-2])
-    A = X.new_empty(gram_shape)
-    B = X.new_empty(gram_shape)
-    if lowp is not None:
-        lo_g = torch.empty(gram_shape, dtype=lowp, device=X.device)
-        lo_x = torch.empty(X.shape, dtype=lowp, device=X.device)
-    free = None  # a contiguous X-shaped buffer not currently holding X
-    for a, b, c in coeffs:
-        mm(X, X.mT, out=A)
-        if lowp is not None:
-            _round_(A, lo_g)
-        addmm(A, A, A, beta=b, alpha=c, out=B)
-        if lowp is not None:
-            _round_(B, lo_g)
-        out = free if free is not None else X.new_empty(X.shape)
-        addmm(X, B, X, beta=a, out=out)
-        if lowp is not None:
-            _round_(out, lo_x)
-        free = X if X.is_contiguous() else None
-        X = out
-    return X
-
-
-def _ns_iterate_functional(X: Tensor, coeffs, lowp: torch.dtype | None) -> Tensor:
-    """Out-of-place twin of :func:`_ns_iterate` (used when autograd records through G)."""
-    if X.dim() == 3:
-        mm, addmm = torch.bmm, torch.baddbmm
-    else:
-        mm, addmm = torch.mm, torch.addmm
-
-    def rnd(t: Tensor) -> Tensor:
-        return t.to(lowp).to(t.dtype) if lowp is not None else t
-
-    for a, b, c in coeffs:
-        A = rnd(mm(X, X.mT))
-        B = rnd(addmm(A, A, A, beta=b, alpha=c))
-        X = rnd(addmm(X, B, X, beta=a))
-    return X
-
-
-def _newton_schulz_impl(
-    G: Tensor,
-    coeffs: list[tuple[float, float, float]],
-    safety: float | None,
-    wd: torch.dtype,
-    eps: float,
-    emulate: bool,
-) -> Tensor:
-    m, n = G.shape[-2], G.shape[-1]
-    if G.numel() == 0:
-        return torch.zeros(G.shape, dtype=wd, device=G.device)
-    lowp = wd if emulate else None
-    cd = torch.float32 if emulate else wd  # dtype of the working buffers
-    X = G if G.ndim == 2 else G.reshape(-1, m, n)
-    track = torch.is_grad_enabled() and G.requires_grad
-    # The one copy: a fresh buffer in the compute dtype.  ``copy=True`` guarantees we never
-    # alias G - torch.optim.Muon's ``grad.bfloat16()`` returns G itself for bf16 input and
-    # its in-place ``div_`` then corrupts the caller's momentum buffer.
-    if emulate:
-        X = X.to(wd)  # round to the working precision first (a no-op alias if G is already wd)
-    X = X.to(cd, copy=True)
-    tall = m > n
-    if tall:
-        X = X.mT  # a view of our own buffer: work on the wide orientation, Gram is (n, n)
-    X = _normalise(X, safety, eps, lowp, inplace=not track)
-    if track:
-        X = _ns_iterate_functional(X, coeffs, lowp)
-    else:
-        X = _ns_iterate(X, coeffs, lowp)
-    if emulate:
-        X = X.to(wd)  # exact: the buffer holds wd-representable values
-    if tall:
-        X = X.mT
-    return X.reshape(G.shape)
-
+METHODS: tuple[str, ...] = ("newton_schulz", "gram", "qdwh", "svd")
+PRECONDITIONERS: tuple[str, ...] = ("frobenius", "aol")
 
 # ----------------------------------------------------------------------------- public API
 
@@ -289,21 +139,53 @@ def orthogonalize(
     schedule: str | Sequence[tuple[float, float, float]] = "jordan",
     dtype: torch.dtype | None = torch.bfloat16,
     eps: float = 1e-7,
+    precondition: str = "frobenius",
+    restarts: Sequence[int] = (2,),
 ) -> Tensor:
     """Orthogonalise ``G`` (..., m, n) by ``method`` in :data:`METHODS`.
 
-    ``"newton_schulz"``: :func:`newton_schulz` with ``steps``, ``schedule``, ``dtype``, ``eps``.
-    ``"svd"``: :func:`polar_svd`, cast to ``dtype`` (``G.dtype`` if ``None``); the NS-only
-    arguments are ignored.  ndim > 2 means a batch of matrices over the last two dims.
+    * ``"newton_schulz"``: :func:`newton_schulz` (``precondition="frobenius"``) or
+      :func:`~optimlab.linalg.aol.aol_newton_schulz` (``"aol"``, Turbo-Muon) with ``steps``,
+      ``schedule``, ``dtype``, ``eps``;
+    * ``"gram"``: :func:`~optimlab.linalg.gram.gram_newton_schulz` (same arguments plus ``restarts``);
+    * ``"qdwh"``: :func:`~optimlab.linalg.qdwh.qdwh` (computed in float32/float64), cast to ``dtype``;
+    * ``"svd"``: :func:`polar_svd`, cast to ``dtype``.
+
+    ``dtype=None`` keeps ``G.dtype``.  Arguments a method does not use are ignored.  ndim > 2 means
+    a batch of matrices over the last two dims.
     """
     where = "orthogonalize"
     G = _check_matrix(G, where)
+    if precondition not in PRECONDITIONERS:
+        raise ValueError(f"{where}: precondition must be one of {list(PRECONDITIONERS)}, got {precondition!r}")
     if method == "newton_schulz":
+        if precondition == "aol":
+            return aol_newton_schulz(G, steps, schedule, dtype=dtype, eps=eps)
         return newton_schulz(G, steps, schedule, dtype=dtype, eps=eps)
-    if method == "svd":
+    if method == "gram":
+        return gram_newton_schulz(G, steps, schedule, restarts=restarts, precondition=precondition,
+                                  dtype=dtype, eps=eps)
+    if method in ("svd", "qdwh"):
         wd = _check_dtype(dtype, G, where)
-        return polar_svd(G).to(wd)
+        return (polar_svd(G) if method == "svd" else qdwh(G)).to(wd)
     raise ValueError(f"{where}: unknown method {method!r}; choose from {list(METHODS)}")
+
+
+def polar_error(X: Tensor, G: Tensor) -> Tensor:
+    """``||X - polar(G)||_2`` per matrix: how far an approximation ``X`` is from ``G``'s exact polar factor.
+
+    ``polar(G)`` by :func:`polar_svd` in float64 (null directions of a rank-deficient ``G`` map to 0);
+    spectral norm via ``torch.linalg.matrix_norm(ord=2)``.  Returns float64 of shape ``G.shape[:-2]``.
+    Unlike :func:`orthogonality_error` it also sees a wrong singular basis, not only wrong singular values.
+    """
+    X = _check_matrix(X, "polar_error")
+    G = _check_matrix(G, "polar_error")
+    if X.shape != G.shape:
+        raise ValueError(f"polar_error: X and G must have the same shape, got {tuple(X.shape)} and {tuple(G.shape)}")
+    if G.numel() == 0:
+        return torch.zeros(G.shape[:-2], dtype=torch.float64, device=G.device)
+    P = polar_svd(G.to(torch.float64))
+    return torch.linalg.matrix_norm(X.to(torch.float64) - P, ord=2)
 
 
 def orthogonality_error(X: Tensor) -> Tensor:

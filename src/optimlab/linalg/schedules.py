@@ -42,6 +42,23 @@ Named schedules (see :data:`SCHEDULES`):
     ``steps`` are used (the result is then far from converged), with more the last one is
     repeated (its fixed point is ~0.9968).
 
+``"dion"``
+    Five per-step quintics published by Jiacheng You
+    (https://x.com/YouJiacheng/status/1905861218138804534; the Gram Newton–Schulz repository
+    github.com/Dao-AILab/gram-newton-schulz lists them as ``YOU_COEFFICIENTS`` with that link), used
+    by Microsoft's Dion Newton–Schulz kernels, the modded-nanogpt speedrun records and Megatron
+    ("quintic").  Named "dion" here (optax's contrib Muon uses the same name) because "you" is
+    already the older 6-step list.  Designed for exactly 5 steps; the last entry repeats after
+    that (``p(1) = 0.9853``, so the iteration does not converge to 1 either).
+
+``"turbo"``
+    Turbo-Muon's 4-step list (Boissin et al., arXiv:2512.04632): "dion" without its first
+    entry.  The authors' code (github.com/thib-s/flash-newton-schulz, ``NS_ours``: ``ns_consts[-iter:]``)
+    and their modded-nanogpt record README ("simply drop the first iteration of the usual newton
+    schulz coefficients") use exactly this after AOL preconditioning (see ``aol.py``); the AOL
+    rescaling replaces the first, large-slope step.  Meant for AOL input; with Frobenius
+    normalisation it is a weaker 4-step "dion".
+
 User schedules: a sequence of ``(a, b, c)`` triples (or one bare triple).  Step ``i`` uses
 entry ``min(i, len - 1)``: the list is consumed in order and its *last* entry is repeated,
 never cycled - the same rule as the named schedules.
@@ -53,7 +70,7 @@ import math
 import numbers
 from collections.abc import Sequence
 
-__all__ = ["SCHEDULES", "ns_coefficients", "JORDAN", "POLAR_EXPRESS", "YOU", "norm_safety"]
+__all__ = ["SCHEDULES", "ns_coefficients", "JORDAN", "POLAR_EXPRESS", "YOU", "DION", "TURBO", "norm_safety"]
 
 Coeffs = tuple[float, float, float]
 
@@ -89,10 +106,23 @@ YOU: tuple[Coeffs, ...] = tuple(
     )
 )
 
+# Jiacheng You's 5-step list (the "dion" schedule; sources in the module docstring).
+DION: tuple[Coeffs, ...] = (
+    (4.0848, -6.8946, 2.9270),
+    (3.9505, -6.3029, 2.6377),
+    (3.7418, -5.5913, 2.3037),
+    (2.8769, -3.1427, 1.2046),
+    (2.8366, -3.0525, 1.2012),
+)
+# Turbo-Muon (arXiv:2512.04632): the first "dion" step is replaced by AOL preconditioning.
+TURBO: tuple[Coeffs, ...] = DION[1:]
+
 _TABLES: dict[str, tuple[Coeffs, ...]] = {
     "jordan": (JORDAN,),
     "polar_express": POLAR_EXPRESS,
     "you": YOU,
+    "dion": DION,
+    "turbo": TURBO,
 }
 SCHEDULES: tuple[str, ...] = tuple(_TABLES)
 

@@ -1,3 +1,7 @@
 """The built-in recipes; importing this package registers them."""
 
 from . import adam, lion, muon, sgd  # noqa: F401
+from . import muon_adaptive, muon_variants  # noqa: F401
+from . import dion, muon_geometry  # noqa: F401
+from . import schedule_free, symmetry  # noqa: F401
+from . import muon_backends  # noqa: F401

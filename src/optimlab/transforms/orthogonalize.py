@@ -1,4 +1,4 @@
-"""Orthogonalization of matrix updates (Muon's core) and the shape-dependent scale that follows it."""
+"""Orthogonalization of matrix updates (Muon's core), Freon's Schatten map, and the shape scale that follows."""
 
 from __future__ import annotations
 
@@ -8,9 +8,17 @@ import torch
 
 from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
-from ..linalg.orthogonalize import ns_coefficients, orthogonalize
+from ..linalg.gram import check_restarts
+from ..linalg.orthogonalize import METHODS, PRECONDITIONERS, ns_coefficients, orthogonalize
+from ..linalg.qdwh import schatten_direction
 
-__all__ = ["Orthogonalize", "ScaleByShape", "matrix_view"]
+__all__ = ["Orthogonalize", "SchattenMap", "ScaleByShape", "matrix_view", "ORTHO_3D"]
+
+#: How a 3-D parameter becomes matrices. Shared (the same spec object) by every transform that
+#: needs to agree on it: the orthogonalization and the shape scale must see the same matrices.
+ORTHO_3D = HParam("choice", "flatten",
+                  "3-D params: 'flatten' to one (out, rest) matrix, or 'slices': each p[i] its own matrix "
+                  "(per-head / per-expert stacks)", choices=("flatten", "slices"))
 
 
 def matrix_view(t: torch.Tensor) -> torch.Tensor:
@@ -18,12 +26,39 @@ def matrix_view(t: torch.Tensor) -> torch.Tensor:
     return t if t.ndim == 2 else t.reshape(t.shape[0], -1)
 
 
+def _stack(u: list[torch.Tensor], mode: str) -> torch.Tensor:
+    """The bucket's updates as one batch of matrices (..., rows, cols) (same-shape bucket)."""
+    if mode == "slices" and u[0].ndim == 3:
+        mats = u  # (E, m, n) each: the leading dim is a batch of independent matrices
+    else:
+        mats = [matrix_view(x) for x in u]
+    return mats[0].unsqueeze(0) if len(mats) == 1 else torch.stack(mats)
+
+
+def _matrix_shape(shape: torch.Size, mode: str) -> tuple[int, int]:
+    if mode == "slices" and len(shape) == 3:
+        return shape[1], shape[2]
+    return shape[0], math.prod(shape[1:])
+
+
 class Orthogonalize(Transform):
     """``u <- polar(u) ≈ U Vᵀ`` for ``u = U Σ Vᵀ``, batched over the bucket's same-shape matrices.
 
-    Newton–Schulz with a per-step coefficient schedule ("jordan": Keller Jordan's quintic, as in
-    torch.optim.Muon; "polar_express": Amsel et al., arXiv:2505.16932) in ``ns_dtype``, or the exact
-    SVD polar factor (``ortho_backend="svd"``). Conv kernels are flattened to (out, in·kh·kw).
+    ``ortho_backend``:
+
+    * ``"newton_schulz"`` (default): quintic Newton–Schulz with a per-step coefficient schedule
+      ("jordan": Keller Jordan's quintic, as in torch.optim.Muon; "polar_express": Amsel et al.,
+      arXiv:2505.16932; "you", "dion": Jiacheng You's lists; "turbo": Turbo-Muon's) in ``ns_dtype``;
+    * ``"gram"``: the same iteration on the small Gram matrix (Zhang, Amsel, Chen & Dao, Gram
+      Newton–Schulz, 2026) with restarts before the steps in ``gram_restarts``; square matrices run
+      the plain iteration;
+    * ``"qdwh"``: QDWH polar decomposition (Nakatsukasa, Bai & Gygi 2010), float32/float64;
+    * ``"svd"``: the exact SVD polar factor (the oracle).
+
+    ``ns_precondition``: ``"frobenius"`` (``u / ||u||_F``, torch.optim.Muon's) or ``"aol"``
+    (Turbo-Muon's AOL diagonal rescaling, Boissin et al., arXiv:2512.04632), for the two NS backends.
+    ``ns_dtype`` applies to the NS backends; qdwh and svd return the input dtype. Conv kernels are
+    flattened to (out, in·kh·kw); 3-D parameters too unless ``ortho_3d="slices"``.
     """
 
     name = "orthogonalize"
@@ -32,28 +67,61 @@ class Orthogonalize(Transform):
     hparams = {
         "ns_steps": HParam("int", 5, "Newton–Schulz iterations", low=1, high=100),
         "ns_coefficients": HParam("any", "jordan",
-                                  "schedule name ('jordan', 'polar_express') or (a, b, c) tuple(s)"),
+                                  "schedule name ('jordan', 'polar_express', 'you', 'dion', 'turbo') "
+                                  "or (a, b, c) tuple(s)"),
         "ns_dtype": HParam("dtype", torch.bfloat16, "dtype of the iteration (bfloat16 or float32)"),
-        "eps": HParam("float", 1e-7, "floor of the Frobenius norm used to normalise u", low=0.0, low_open=True),
+        "eps": HParam("float", 1e-7, "floor of the Frobenius norm (or AOL row sums) used to normalise u",
+                      low=0.0, low_open=True),
         "ortho_backend": HParam("choice", "newton_schulz", "how the polar factor is computed",
-                                choices=("newton_schulz", "svd")),
+                                choices=METHODS),
+        "ns_precondition": HParam("choice", "frobenius",
+                                  "scaling before Newton–Schulz: 'frobenius' (u/‖u‖_F) or 'aol' (Turbo-Muon)",
+                                  choices=PRECONDITIONERS),
+        "gram_restarts": HParam("any", (2,), "Gram NS: step indices before which X and XXᵀ are re-formed"),
+        "ortho_3d": ORTHO_3D,
     }
 
     def check(self, group: dict, owner: str) -> None:
         try:
             ns_coefficients(group["ns_coefficients"], group["ns_steps"])
+            check_restarts(group["gram_restarts"], "gram_restarts")
         except ValueError as e:
             raise ValueError(f"{owner}: {e}") from None
 
     def update(self, b: Bucket) -> None:
         g = b.group
-        u = b.updates
-        mats = [matrix_view(x) for x in u]
-        stack = mats[0].unsqueeze(0) if len(mats) == 1 else torch.stack(mats)
-        svd = g["ortho_backend"] == "svd"  # the exact oracle is not rounded to ns_dtype
+        stack = _stack(b.updates, g["ortho_3d"])
+        exact = g["ortho_backend"] in ("svd", "qdwh")  # exact methods are not rounded to ns_dtype
         out = orthogonalize(stack, g["ortho_backend"], steps=g["ns_steps"], schedule=g["ns_coefficients"],
-                            dtype=None if svd else g["ns_dtype"], eps=g["eps"])
+                            dtype=None if exact else g["ns_dtype"], eps=g["eps"],
+                            precondition=g["ns_precondition"], restarts=g["gram_restarts"])
         out = out.to(b.params[0].dtype)
+        b.set_updates([o.view_as(p) for o, p in zip(out.unbind(0), b.params)], owned=True)
+
+
+class SchattenMap(Transform):
+    """``u <- U diag((σ/‖σ‖_q)^(q−1)) Vᵀ`` for ``u = U diag(σ) Vᵀ``: Freon's Schatten-exponent update.
+
+    ``schatten_q`` = 1 is Muon's polar factor, 2 the normalised gradient ``u / ‖u‖_F``, q < 1 the
+    quasi-norm regime (inverted spectrum). Engine ``spectral_backend``: "qdwh" (QDWH polar + eigh of
+    its Hermitian factor) or "svd" (exact). Computed in float32 (float64 for float64 params);
+    singular values below the rank tolerance map to 0. Batched over the bucket; conv kernels flattened.
+    """
+
+    name = "schatten"
+    same_shape = True
+    rule = "u ← U diag((σ/‖σ‖_q)^(q−1)) Vᵀ   (u = U diag(σ) Vᵀ)"
+    hparams = {
+        "schatten_q": HParam("float", 1.0, "Schatten exponent q: 2 = SGD direction, 1 = Muon, < 1 quasi-norm",
+                             low=0.0, high=2.0, low_open=True),
+        "spectral_backend": HParam("choice", "qdwh", "engine of the spectral map", choices=("qdwh", "svd")),
+        "ortho_3d": ORTHO_3D,
+    }
+
+    def update(self, b: Bucket) -> None:
+        g = b.group
+        stack = _stack(b.updates, g["ortho_3d"])
+        out = schatten_direction(stack, g["schatten_q"], backend=g["spectral_backend"], dtype=b.params[0].dtype)
         b.set_updates([o.view_as(p) for o, p in zip(out.unbind(0), b.params)], owned=True)
 
 
@@ -63,18 +131,19 @@ class ScaleByShape(Transform):
     ``original``: ``sqrt(max(1, rows/cols))`` (Keller Jordan's Muon); ``match_rms_adamw``:
     ``0.2·sqrt(max(rows, cols))`` so the update RMS matches AdamW's ("Muon is Scalable for LLM
     Training", Liu et al., arXiv:2502.16982); ``none``: 1. torch.optim.Muon uses the first two dims
-    of a conv kernel; we use the flattened matrix the update was orthogonalised as.
+    of a conv kernel; we use the flattened matrix the update was orthogonalised as (one slice's
+    shape with ``ortho_3d="slices"``).
     """
 
     name = "shape_scale"
     rule = "u ← s(rows, cols)·u"
     hparams = {"adjust_lr_fn": HParam("choice", "original", "shape factor of the step",
-                                      choices=("original", "match_rms_adamw", "none"))}
+                                      choices=("original", "match_rms_adamw", "none")),
+               "ortho_3d": ORTHO_3D}
 
     @staticmethod
-    def factor(shape: torch.Size, mode: str) -> float:
-        rows = shape[0]
-        cols = math.prod(shape[1:])
+    def factor(shape: torch.Size, mode: str, ortho_3d: str = "flatten") -> float:
+        rows, cols = _matrix_shape(shape, ortho_3d)
         if mode == "original":
             return math.sqrt(max(1.0, rows / cols))
         if mode == "match_rms_adamw":
@@ -82,5 +151,5 @@ class ScaleByShape(Transform):
         return 1.0
 
     def update(self, b: Bucket) -> None:
-        f = self.factor(b.params[0].shape, b.group["adjust_lr_fn"])
+        f = self.factor(b.params[0].shape, b.group["adjust_lr_fn"], b.group["ortho_3d"])
         b.scale_by([f] * len(b.params))

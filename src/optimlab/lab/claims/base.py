@@ -78,7 +78,7 @@ class Evidence:
         head = f"{self.claim_id}: {self.verdict.upper()} ({'fast' if self.fast else 'full'}, seeds {self.seeds}, "
         head += f"{self.seconds:.1f} s)"
         lines = [head, f"  margin: {self.margin}", f"  {self.explanation}"]
-        if self.missing:
+        if self.missing and self.verdict != "pending":  # a pending claim's explanation already lists them
             lines.append(f"  missing: {', '.join(self.missing)}")
         for seed, values in self.measurements.items():
             nums = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())

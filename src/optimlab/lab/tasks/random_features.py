@@ -34,7 +34,8 @@ from .base import Task, TaskInstance, check_float, check_int, generator
 @dataclass(frozen=True, kw_only=True)
 class RandomFeatures(Task):
     """Options: dim (ambient dimension, 1000), num_features (model size N, 100),
-    capacity (eigenvalue decay exponent, 1.5), source (source exponent, 0.5),
+    capacity (eigenvalue decay exponent, 1.5), source (source exponent >= 0, 0.5; 0 with
+    capacity 1 gives the isotropic target beta*_k = 1),
     noise (label noise std sigma, 0.0), batch_size (fresh Gaussian samples per step, 32),
     init_scale (theta_0 ~ N(0, init_scale^2 / N); 0.0: start at zero).
 
@@ -67,7 +68,9 @@ class RandomFeatures(Task):
         check_int(n, "dim", self.dim, minimum=1)
         check_int(n, "num_features", self.num_features, minimum=1)
         check_float(n, "capacity", self.capacity, minimum=0.0, strict_min=True)
-        check_float(n, "source", self.source, minimum=0.0, strict_min=True)
+        # source 0 is allowed: with capacity 1 it is the isotropic target beta*_k = 1 (no power law
+        # in N, only the log of a finite dim), the natural-gradient claim's setting
+        check_float(n, "source", self.source, minimum=0.0)
         check_float(n, "noise", self.noise, minimum=0.0)
         check_int(n, "batch_size", self.batch_size, minimum=1)
         check_float(n, "init_scale", self.init_scale, minimum=0.0)

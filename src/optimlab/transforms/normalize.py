@@ -1,0 +1,166 @@
+"""Row, column and whole-matrix normalisation of matrix updates.
+
+* :class:`Equilibrate` — MuonEq's row and/or column equilibration *before* Newton–Schulz.
+* :class:`NorMuonNormalize` — NorMuon's neuron-wise (per-row) second moment *after* it, with the RMS rule.
+* :class:`MatchRMS` — rescale an update to the RMS of an AdamW update (AdaMuon's last step).
+* :class:`TrustRegionDirection` — the maximiser of ``⟨u, d⟩`` over the unit ball of a chosen norm
+  (Frobenius, ℓ∞ or spectral): the step of the non-Euclidean trust-region family.
+
+Every transform here works on the bucket stacked as one ``(B, rows, cols)`` tensor (conv kernels
+flattened to ``(out, in·kh·kw)``; rows are output neurons), so it costs a few batched ops per bucket.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..core.hparams import HParam
+from ..core.transform import Bucket, Transform
+from .orthogonalize import Orthogonalize, matrix_view
+from .sign import Sign
+
+__all__ = ["Equilibrate", "NorMuonNormalize", "MatchRMS", "TrustRegionDirection", "stack_updates", "set_stacked",
+           "rms_align", "BETA2", "EPS", "RMS_TARGET"]
+
+#: ``eps`` is shared with :class:`Orthogonalize` (a chain may declare a name only once, with one spec): one
+#: value floors the Frobenius norm before Newton–Schulz *and* guards the denominators here.
+EPS = Orthogonalize.hparams["eps"]
+BETA2 = HParam("float", 0.95, "EMA coefficient β2 of the second moment of the orthogonalized update (unitless)",
+               low=0.0, high=1.0, high_open=True)
+#: RMS of an AdamW update that NorMuon and AdaMuon match ("Muon is Scalable for LLM Training", arXiv:2502.16982).
+RMS_TARGET = 0.2
+
+
+def stack_updates(b: Bucket) -> Tensor:
+    """The bucket's updates as one new ``(B, rows, cols)`` tensor (a copy: safe to write in place)."""
+    return torch.stack([matrix_view(x) for x in b.updates])
+
+
+def set_stacked(b: Bucket, X: Tensor) -> None:
+    """Make the ``(B, rows, cols)`` tensor ``X`` the bucket's update, one view per parameter."""
+    b.set_updates([x.reshape(p.shape) for x, p in zip(X.unbind(0), b.params)], owned=True)
+
+
+def rms_align(X: Tensor, eps: float) -> Tensor:
+    """``X · 0.2·sqrt(rows·cols) / ‖X‖_F`` per matrix: every matrix gets RMS 0.2 (the norm floored at eps)."""
+    rows, cols = X.shape[-2], X.shape[-1]
+    nrm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).clamp_min(eps)
+    return X * (RMS_TARGET * math.sqrt(rows * cols) / nrm)
+
+
+class Equilibrate(Transform):
+    """MuonEq's pre-orthogonalization equilibration: ``R``: ``u ← D_r^{-1/2} u``; ``C``: ``u ← u D_c^{-1/2}``;
+    ``RC``: both, with ``D_r`` and ``D_c`` both taken from the same ``u`` (the authors' parallel form).
+
+    ``D_r = diag(Σ_j u_ij² + ε)`` and ``D_c = diag(Σ_i u_ij² + ε)`` are the row and column squared norms of
+    the current update (no running statistic: the scales are recomputed each step, O(rows + cols) memory).
+    Row normalisation gives every row unit norm, which removes row-scale mismatch — the marginal part of
+    the condition number that finite-step Newton–Schulz is sensitive to. Paper: Chang et al., "MuonEq:
+    Balancing Before Orthogonalization with Lightweight Equilibration" (arXiv:2603.28254); ε and the
+    parallel RC form follow the authors' code (MaeChd/muon-eq).
+    """
+
+    name = "equilibrate"
+    same_shape = True
+    rule = "u ← D_r^{-1/2} u (r) | u D_c^{-1/2} (c) | D_r^{-1/2} u D_c^{-1/2} (rc);  D = row/col Σu² + ε"
+    hparams = {
+        "equilibrate": HParam("choice", "r", "which marginals to equilibrate before Newton–Schulz: rows "
+                                             "(output neurons), columns, or both", choices=("r", "c", "rc")),
+        "eq_eps": HParam("float", 1e-8, "added to each row/column squared norm (squared update units)", low=0.0),
+    }
+
+    def update(self, b: Bucket) -> None:
+        mode, eps = b.group["equilibrate"], b.group["eq_eps"]
+        X = stack_updates(b)
+        sq = X.square()
+        scale = None
+        if "r" in mode:
+            scale = (sq.sum(-1, keepdim=True) + eps).rsqrt()
+        if "c" in mode:
+            col = (sq.sum(-2, keepdim=True) + eps).rsqrt()
+            scale = col if scale is None else scale * col
+        X.mul_(scale)
+        set_stacked(b, X)
+
+
+class NorMuonNormalize(Transform):
+    """NorMuon's neuron-wise normalisation of an orthogonalized update ``O`` (rows = output neurons):
+
+    ``v ← β2 v + (1−β2)·mean_cols(O ⊙ O)``;  ``Ô = O / (sqrt(v) + ε)``;  ``u = 0.2·sqrt(m n)/‖Ô‖_F · Ô``.
+
+    The last step is the paper's learning-rate rule ``η̂ = 0.2 η sqrt(mn)/‖Ô‖_F``: the step has RMS
+    ``0.2·lr`` (AdamW's), so ``lr`` is on AdamW's scale. ``v`` has one entry per row (state key ``v``).
+    No bias correction (the paper's Algorithm 1; a per-matrix factor would cancel in the RMS rule anyway).
+    Paper: Li, Liu, Liang, Chen & Zhao, "NorMuon: Making Muon more efficient and scalable"
+    (arXiv:2510.05491), Algorithm 1. Hyperparameters ``beta2``, ``eps`` (shared with Orthogonalize).
+    """
+
+    name = "normuon"
+    same_shape = True
+    rule = "v ← β2·v + (1−β2)·mean_cols(u²);  û = u/(√v + ε);  u ← 0.2·√(mn)·û/‖û‖_F"
+    hparams = {"beta2": BETA2, "eps": EPS}
+
+    def init(self, p: Tensor, group: dict) -> dict[str, Tensor]:
+        return {"v": torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)}
+
+    def update(self, b: Bucket) -> None:
+        beta2, eps = b.group["beta2"], b.group["eps"]
+        O = stack_updates(b)
+        vs = b.state(self, "v")
+        torch._foreach_lerp_(vs, list(O.square().mean(-1).unbind(0)), 1 - beta2)
+        den = torch.stack(vs).sqrt_().add_(eps).unsqueeze(-1)
+        set_stacked(b, rms_align(O.div_(den), eps))
+
+
+class MatchRMS(Transform):
+    """``u ← 0.2·sqrt(m n)/‖u‖_F · u`` per matrix: the update gets AdamW's RMS, 0.2 (AdaMuon's
+    "RMS-aligned rescaling", Si, Zhang & Shen, arXiv:2507.11005), so ``lr`` is on AdamW's scale."""
+
+    name = "match_rms"
+    same_shape = True
+    rule = "u ← 0.2·√(mn)·u/‖u‖_F"
+    hparams = {"eps": EPS}
+
+    def update(self, b: Bucket) -> None:
+        set_stacked(b, rms_align(stack_updates(b), b.group["eps"]))
+
+
+class TrustRegionDirection(Transform):
+    """``u ← argmax_{‖d‖ ≤ 1} ⟨u, d⟩`` — the first-order trust-region step in the norm ``norm``:
+
+    * ``"frobenius"`` (ℓ2 of the matrix): ``u/‖u‖_F`` — normalized SGD with momentum;
+    * ``"linf"`` (max entry): ``sign(u)`` — signSGD with momentum;
+    * ``"spectral"``: ``U Vᵀ`` for ``u = U Σ Vᵀ`` — Muon (Newton–Schulz or exact SVD, as :class:`Orthogonalize`).
+
+    The norm is taken per matrix (layer-wise), i.e. the trust region of the whole model is the product of
+    the per-layer balls. Paper: Kovalev, "Understanding Gradient Orthogonalization for Deep Learning via
+    Non-Euclidean Trust-Region Optimization" (arXiv:2503.12645).
+    """
+
+    name = "trust_region"
+    same_shape = True
+    rule = "u ← argmax_{‖d‖≤1}⟨u, d⟩: u/‖u‖_F (frobenius) | sign(u) (linf) | U Vᵀ (spectral)"
+    hparams = {"norm": HParam("choice", "spectral", "norm whose unit ball is the trust region (per matrix)",
+                              choices=("spectral", "frobenius", "linf")),
+               **Orthogonalize.hparams}
+
+    def __init__(self) -> None:
+        # The spectral and ℓ∞ cases are exactly those transforms: delegate rather than restate them.
+        self._polar, self._sign = Orthogonalize(), Sign()
+
+    def check(self, group: dict, owner: str) -> None:
+        self._polar.check(group, owner)
+
+    def update(self, b: Bucket) -> None:
+        norm = b.group["norm"]
+        if norm == "spectral":
+            self._polar.update(b)
+        elif norm == "linf":
+            self._sign.update(b)
+        else:
+            X = stack_updates(b)
+            X.div_(torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).clamp_min(b.group["eps"]))
+            set_stacked(b, X)
