@@ -13,7 +13,8 @@ from torch import Tensor
 
 from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
-from .normalize import BETA2, EPS, set_stacked, stack_updates
+from .normalize import BETA2, EPS
+from .orthogonalize import set_matrices, stack_matrices
 from .orthogonalize import Orthogonalize
 
 __all__ = ["OrthoSecondMoment", "AdaGradNormStep", "SpectralGapGate", "min_singular_gap"]
@@ -77,8 +78,8 @@ class AdaGradNormStep(Transform):
         ratio = n / torch.stack(vs).sqrt()
         if g["lr"] > 0:
             ratio.clamp_min_(g["min_step"] / g["lr"])
-        X = stack_updates(b)
-        set_stacked(b, X.mul_(ratio.to(X.dtype).view(-1, 1, 1)))
+        X = stack_matrices(b.updates)
+        set_matrices(b, X.mul_(ratio.to(X.dtype).view(-1, 1, 1)))
 
 
 def min_singular_gap(M: Tensor) -> Tensor:
@@ -124,8 +125,8 @@ class SpectralGapGate(Transform):
         self._polar.check(group, owner)
 
     def update(self, b: Bucket) -> None:
-        M = stack_updates(b)
+        M = stack_matrices(b.updates)
         orthogonal = (min_singular_gap(M) > b.group["gap_threshold"]).view(-1, 1, 1)
         self._polar.update(b)
-        O = stack_updates(b)
-        set_stacked(b, torch.where(orthogonal, O, M.to(O.dtype)))
+        O = stack_matrices(b.updates)
+        set_matrices(b, torch.where(orthogonal, O, M.to(O.dtype)))

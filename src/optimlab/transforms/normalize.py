@@ -19,10 +19,10 @@ from torch import Tensor
 
 from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
-from .orthogonalize import Orthogonalize, matrix_view
+from .orthogonalize import Orthogonalize, set_matrices, stack_matrices
 from .sign import Sign
 
-__all__ = ["Equilibrate", "NorMuonNormalize", "MatchRMS", "TrustRegionDirection", "stack_updates", "set_stacked",
+__all__ = ["Equilibrate", "NorMuonNormalize", "MatchRMS", "TrustRegionDirection", 
            "rms_align", "BETA2", "EPS", "RMS_TARGET"]
 
 #: ``eps`` is shared with :class:`Orthogonalize` (a chain may declare a name only once, with one spec): one
@@ -32,16 +32,6 @@ BETA2 = HParam("float", 0.95, "EMA coefficient β2 of the second moment of the o
                low=0.0, high=1.0, high_open=True)
 #: RMS of an AdamW update that NorMuon and AdaMuon match ("Muon is Scalable for LLM Training", arXiv:2502.16982).
 RMS_TARGET = 0.2
-
-
-def stack_updates(b: Bucket) -> Tensor:
-    """The bucket's updates as one new ``(B, rows, cols)`` tensor (a copy: safe to write in place)."""
-    return torch.stack([matrix_view(x) for x in b.updates])
-
-
-def set_stacked(b: Bucket, X: Tensor) -> None:
-    """Make the ``(B, rows, cols)`` tensor ``X`` the bucket's update, one view per parameter."""
-    b.set_updates([x.reshape(p.shape) for x, p in zip(X.unbind(0), b.params)], owned=True)
 
 
 def rms_align(X: Tensor, eps: float) -> Tensor:
@@ -74,7 +64,7 @@ class Equilibrate(Transform):
 
     def update(self, b: Bucket) -> None:
         mode, eps = b.group["equilibrate"], b.group["eq_eps"]
-        X = stack_updates(b)
+        X = stack_matrices(b.updates)
         sq = X.square()
         scale = None
         if "r" in mode:
@@ -83,7 +73,7 @@ class Equilibrate(Transform):
             col = (sq.sum(-2, keepdim=True) + eps).rsqrt()
             scale = col if scale is None else scale * col
         X.mul_(scale)
-        set_stacked(b, X)
+        set_matrices(b, X)
 
 
 class NorMuonNormalize(Transform):
@@ -108,11 +98,11 @@ class NorMuonNormalize(Transform):
 
     def update(self, b: Bucket) -> None:
         beta2, eps = b.group["beta2"], b.group["eps"]
-        O = stack_updates(b)
+        O = stack_matrices(b.updates)
         vs = b.state(self, "v")
         torch._foreach_lerp_(vs, list(O.square().mean(-1).unbind(0)), 1 - beta2)
         den = torch.stack(vs).sqrt_().add_(eps).unsqueeze(-1)
-        set_stacked(b, rms_align(O.div_(den), eps))
+        set_matrices(b, rms_align(O.div_(den), eps))
 
 
 class MatchRMS(Transform):
@@ -125,7 +115,7 @@ class MatchRMS(Transform):
     hparams = {"eps": EPS}
 
     def update(self, b: Bucket) -> None:
-        set_stacked(b, rms_align(stack_updates(b), b.group["eps"]))
+        set_matrices(b, rms_align(stack_matrices(b.updates), b.group["eps"]))
 
 
 class TrustRegionDirection(Transform):
@@ -161,6 +151,6 @@ class TrustRegionDirection(Transform):
         elif norm == "linf":
             self._sign.update(b)
         else:
-            X = stack_updates(b)
+            X = stack_matrices(b.updates)
             X.div_(torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).clamp_min(b.group["eps"]))
-            set_stacked(b, X)
+            set_matrices(b, X)

@@ -12,7 +12,8 @@ from ..linalg.gram import check_restarts
 from ..linalg.orthogonalize import METHODS, PRECONDITIONERS, ns_coefficients, orthogonalize
 from ..linalg.qdwh import schatten_direction
 
-__all__ = ["Orthogonalize", "SchattenMap", "ScaleByShape", "matrix_view", "ORTHO_3D"]
+__all__ = ["Orthogonalize", "SchattenMap", "ScaleByShape", "matrix_view", "stack_matrices", "set_matrices",
+           "ORTHO_3D"]
 
 #: How a 3-D parameter becomes matrices. Shared (the same spec object) by every transform that
 #: needs to agree on it: the orthogonalization and the shape scale must see the same matrices.
@@ -26,13 +27,22 @@ def matrix_view(t: torch.Tensor) -> torch.Tensor:
     return t if t.ndim == 2 else t.reshape(t.shape[0], -1)
 
 
-def _stack(u: list[torch.Tensor], mode: str) -> torch.Tensor:
-    """The bucket's updates as one batch of matrices (..., rows, cols) (same-shape bucket)."""
-    if mode == "slices" and u[0].ndim == 3:
-        mats = u  # (E, m, n) each: the leading dim is a batch of independent matrices
-    else:
-        mats = [matrix_view(x) for x in u]
-    return mats[0].unsqueeze(0) if len(mats) == 1 else torch.stack(mats)
+def stack_matrices(updates: list[torch.Tensor], mode: str = "flatten",
+                   dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A same-shape bucket's updates as one new batch of matrices ``(B, rows, cols)``, or
+    ``(B, E, rows, cols)`` for 3-D parameters with ``mode="slices"`` (each ``p[i]`` its own matrix);
+    anything else is flattened to ``(out, rest)`` (conv kernels). Always a copy, so it may be written
+    in place; cast to ``dtype`` when given. :func:`set_matrices` is the way back."""
+    mats = updates if mode == "slices" and updates[0].ndim == 3 else [matrix_view(x) for x in updates]
+    X = torch.stack(mats)
+    return X if dtype is None else X.to(dtype)
+
+
+def set_matrices(b: Bucket, X: torch.Tensor, dtype: torch.dtype | None = None) -> None:
+    """Make the batch ``X`` (from :func:`stack_matrices`) the bucket's update, one view per parameter,
+    cast to ``dtype`` when given."""
+    X = X if dtype is None else X.to(dtype)
+    b.set_updates([x.reshape(p.shape) for x, p in zip(X.unbind(0), b.params)], owned=True)
 
 
 def _matrix_shape(shape: torch.Size, mode: str) -> tuple[int, int]:
@@ -90,13 +100,12 @@ class Orthogonalize(Transform):
 
     def update(self, b: Bucket) -> None:
         g = b.group
-        stack = _stack(b.updates, g["ortho_3d"])
+        stack = stack_matrices(b.updates, g["ortho_3d"])
         exact = g["ortho_backend"] in ("svd", "qdwh")  # exact methods are not rounded to ns_dtype
         out = orthogonalize(stack, g["ortho_backend"], steps=g["ns_steps"], schedule=g["ns_coefficients"],
                             dtype=None if exact else g["ns_dtype"], eps=g["eps"],
                             precondition=g["ns_precondition"], restarts=g["gram_restarts"])
-        out = out.to(b.params[0].dtype)
-        b.set_updates([o.view_as(p) for o, p in zip(out.unbind(0), b.params)], owned=True)
+        set_matrices(b, out, b.params[0].dtype)
 
 
 class SchattenMap(Transform):
@@ -120,9 +129,9 @@ class SchattenMap(Transform):
 
     def update(self, b: Bucket) -> None:
         g = b.group
-        stack = _stack(b.updates, g["ortho_3d"])
-        out = schatten_direction(stack, g["schatten_q"], backend=g["spectral_backend"], dtype=b.params[0].dtype)
-        b.set_updates([o.view_as(p) for o, p in zip(out.unbind(0), b.params)], owned=True)
+        stack = stack_matrices(b.updates, g["ortho_3d"])
+        set_matrices(b, schatten_direction(stack, g["schatten_q"], backend=g["spectral_backend"],
+                                           dtype=b.params[0].dtype))
 
 
 class ScaleByShape(Transform):

@@ -18,7 +18,7 @@ from ..core.transform import Bucket, Transform
 from ..linalg.lowrank import work_dtype
 from ..linalg.orthogonalize import newton_schulz
 from ..linalg.schedules import JORDAN
-from .orthogonalize import Orthogonalize, matrix_view
+from .orthogonalize import Orthogonalize, set_matrices, stack_matrices
 from .subset import step_generator
 
 __all__ = ["RandomSpectrum", "kaon_noise", "KAON_CHAOTIC", "CoshRMSNormalize", "OutlierClip",
@@ -28,12 +28,11 @@ __all__ = ["RandomSpectrum", "kaon_noise", "KAON_CHAOTIC", "CoshRMSNormalize", "
 def _stack(b: Bucket) -> tuple[Tensor, torch.dtype]:
     """The bucket's updates as one ``(k, rows, cols)`` tensor in the working dtype."""
     wd = work_dtype(b.params[0].dtype)
-    return torch.stack([matrix_view(x).to(wd) for x in b.updates]), wd
+    return stack_matrices(b.updates, dtype=wd), wd
 
 
 def _unstack(b: Bucket, out: Tensor) -> None:
-    dt = b.params[0].dtype
-    b.set_updates([o.to(dt).reshape(p.shape) for o, p in zip(out.unbind(0), b.params)], owned=True)
+    set_matrices(b, out, b.params[0].dtype)
 
 
 class _FlattenedMap(Transform):

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
+from .orthogonalize import set_matrices, stack_matrices
 
 __all__ = ["RowNormalize", "CenterRows", "OneSidedPolar", "one_sided_polar"]
 
@@ -39,14 +40,8 @@ def _stack(b: Bucket, owner: str) -> Tensor:
     if b.params[0].ndim < 2:
         raise ValueError(f"{owner}: needs matrices (ndim >= 2), got a parameter of shape {tuple(b.params[0].shape)}; "
                          f"give 1-D parameters the 'vector' role")
-    u = b.updates
-    X = torch.stack(u) if len(u) > 1 else u[0].unsqueeze(0)
-    return X if X.ndim <= 4 else X.reshape(*X.shape[:2], -1)  # conv kernels: (out, in·kh·kw)
-
-
-def _set(b: Bucket, X: Tensor) -> None:
-    b.set_updates([x.view_as(p) if x.shape == p.shape else x.reshape(p.shape) for x, p in zip(X.unbind(0), b.params)],
-                  owned=True)
+    # 3-D stacks (experts) keep one matrix per slice; conv kernels become (out, in·kh·kw)
+    return stack_matrices(b.updates, "slices")
 
 
 class RowNormalize(Transform):
@@ -68,7 +63,7 @@ class RowNormalize(Transform):
     def update(self, b: Bucket) -> None:
         X = _stack(b, "row_norm")
         norms = torch.linalg.vector_norm(X, dim=-1 if self.axis == "row" else -2, keepdim=True)
-        _set(b, X / (norms + b.group["eps"]))
+        set_matrices(b, X / (norms + b.group["eps"]))
 
 
 class CenterRows(Transform):
@@ -81,7 +76,7 @@ class CenterRows(Transform):
 
     def update(self, b: Bucket) -> None:
         X = _stack(b, "center")
-        _set(b, X - X.mean(dim=-2, keepdim=True))
+        set_matrices(b, X - X.mean(dim=-2, keepdim=True))
 
 
 def one_sided_polar(M: Tensor, side: str, eps: float, alpha: float) -> Tensor:
@@ -120,4 +115,4 @@ class OneSidedPolar(Transform):
 
     def update(self, b: Bucket) -> None:
         X = _stack(b, "one_sided_polar")
-        _set(b, one_sided_polar(X, self.side, b.group["eps"], b.group["alpha"]))
+        set_matrices(b, one_sided_polar(X, self.side, b.group["eps"], b.group["alpha"]))
