@@ -17,7 +17,7 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -43,6 +43,9 @@ class TaskSpec:
     adamw: AdamW hyperparameters that make progress within the default budget (a reference
         point for smoke runs, not a tuned optimum).
     options: the option values of the task. references: papers the setting follows.
+    targets: metric -> target value that a well-tuned optimizer reaches within the default budget
+        (``<=`` for losses, ``>=`` for accuracies: a metric whose name contains "acc"); steps-, evaluations- and
+        time-to-target are measured against these, never against the optimizers in a table.
     """
 
     name: str
@@ -55,6 +58,7 @@ class TaskSpec:
     adamw: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     references: tuple[str, ...] = ()
+    targets: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +79,8 @@ class Task:
             name=self.name, description=self.description, default_steps=self._default_steps(),
             default_batch_size=self._default_batch_size(), metrics=tuple(self._metrics()),
             primary_metric=self._primary_metric(), maximize=self._maximize(),
-            adamw=dict(self._adamw()), options=self.options, references=self.references)
+            adamw=dict(self._adamw()), options=self.options, references=self.references,
+            targets=dict(self._targets()))
 
     def build(self, seed: int, device: str | torch.device = "cpu") -> "TaskInstance":
         """The model, data and evaluation for ``seed``; data is generated on CPU, then moved."""
@@ -87,6 +92,10 @@ class Task:
         return instance.to(device)
 
     # -- hooks for subclasses --
+    def _targets(self) -> Mapping[str, float]:
+        """Per-metric targets (see :class:`TaskSpec`); tasks override this."""
+        return {}
+
     def _build(self, seed: int) -> "TaskInstance":
         raise NotImplementedError
 
