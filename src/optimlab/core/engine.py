@@ -7,10 +7,19 @@ hooks, ``state_dict``/``load_state_dict``. Per parameter, state keys are ``"step
 
 Non-finite gradients (``nonfinite=``):
 
-* ``"error"`` (default): before anything is changed, raise ``FloatingPointError`` naming the first
-  parameter whose gradient has a NaN or Inf — parameters and state stay as they were;
+* ``"error"`` (default): raise ``FloatingPointError`` naming the first parameter (by name when the group
+  has ``param_names``, else by its index in its group) whose gradient has a NaN or Inf — parameters and
+  state stay as they were;
 * ``"skip"``: leave parameters and state untouched for this step and count it in ``skipped_steps``;
 * ``"ignore"``: no check (torch.optim's behaviour): NaN/Inf flow into state and parameters.
+
+How the check runs (see ``finite.py``): one multi-tensor norm pass over all gradients gives a per-device
+flag, with no host synchronisation. Chains served by a fused kernel take that flag as ``found_inf`` (the
+kernel skips itself when it is set) and are launched first; the host reads the flag once, after them and
+before any chain that cannot skip itself. On a raised flag the step counts and any state created in this
+step are undone, so "nothing updated" holds for both kinds of chain. The cost of the check is one read of
+the gradients (BENCHMARKS.md). Under ``torch.compile`` the fused kernels are not used (inductor fuses the
+transforms' foreach ops itself), and the flag is read with ``torch._check``-free code: see ``step``.
 
 ``fused=True`` (default) lets a fused kernel serve a whole chain where one exists (torch's fused Adam/AdamW
 kernel for the adam chains); ``fused=False`` runs every transform one by one (the same formula).
@@ -37,6 +46,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import checkpoint, finite
 from .hparams import validate
 from .recipe import Recipe
 from .roles import ROLES, groups_from_params
@@ -44,16 +54,22 @@ from .transform import Bucket
 
 __all__ = ["ChainOptimizer"]
 
-_STRUCTURAL = ("params", "param_names", "role", "initial_lr")
+_STRUCTURAL = ("params", "param_names", "role")
+#: keys torch's LR schedulers write into param groups; kept, and never validated as hyperparameters
+SCHEDULER_KEYS = ("initial_lr", "max_lr", "min_lr", "base_lr", "base_momentum", "max_momentum")
 NONFINITE = ("error", "skip", "ignore")
 
 
 class ChainOptimizer(torch.optim.Optimizer):
     """An optimizer built from a :class:`Recipe`: one param group per role (plus any you add).
 
-    Usually made with :func:`optimlab.create`. ``params`` is an iterable of tensors or of param-group
-    dicts; each group has a ``"role"`` (inferred from ``ndim`` when missing) and hyperparameters
-    (missing ones take the recipe's defaults for that role).
+    Usually made with :func:`optimlab.create`. ``params`` is an iterable of tensors, of ``(name, tensor)``
+    pairs, or of param-group dicts; each group has a ``"role"`` (inferred from ``ndim`` when missing) and
+    hyperparameters (missing ones take the recipe's defaults for that role). Every parameter must be a
+    floating, non-empty tensor on a real device (not ``meta``); anything else is refused here, not at
+    ``step()``. ``defaults`` holds the main role's defaults (so that ``OneCycleLR``/``CyclicLR`` find
+    ``betas`` or ``momentum``); each group holds only the hyperparameters its own chain reads, plus the
+    keys torch's schedulers add.
     """
 
     def __init__(self, params: Iterable, recipe: Recipe, *, nonfinite: str = "error", fused: bool = True):
@@ -66,7 +82,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.fused = fused
         self.skipped_steps = 0
         self.training = True
-        super().__init__(groups_from_params(params), defaults={})
+        groups = groups_from_params(check_params(params, recipe.name))
+        super().__init__(groups, defaults=_main_defaults(recipe))
 
     @property
     def name(self) -> str:
@@ -80,26 +97,54 @@ class ChainOptimizer(torch.optim.Optimizer):
         return "\n".join(lines)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group; without a ``"role"`` its parameters are split into one group per role (``ndim >= 2``:
+        matrix, else vector), each keeping the given hyperparameters. Names (``param_names`` or
+        ``(name, tensor)`` pairs) are optional: they are made up (``"group3.0"``...) when the other groups
+        are named, and dropped when they are not, as torch requires all groups alike."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{self.name}: add_param_group takes a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError(f"{self.name}: a param group needs 'params'; got keys {sorted(param_group)}")
         group = dict(param_group)
-        params = group.get("params")
-        if params is None:
-            raise ValueError(f"{self.name}: a param group needs 'params'")
+        params = group["params"]
+        ps = [params] if isinstance(params, Tensor) else list(check_params(params, self.name, what="params"))
+        names = group.pop("param_names", None)
+        if ps and all(isinstance(p, tuple) for p in ps):
+            names, ps = [p[0] for p in ps], [p[1] for p in ps]
+        if names is not None and (not isinstance(names, (list, tuple)) or len(names) != len(ps)):
+            raise ValueError(f"{self.name}: param_names must be a list of {len(ps)} names, got {names!r}")
+        for i, p in enumerate(ps):
+            check_param(p, self.name, repr(names[i]) if names else f"#{i} of the new group")
         if "role" not in group:
-            ps = [params] if isinstance(params, Tensor) else list(params)
-            roles = {g["role"] for g in groups_from_params(ps)}
-            if len(roles) != 1:
-                raise ValueError(f"{self.name}: param group mixes roles {sorted(roles)}; give it a 'role'")
-            group["role"], group["params"] = roles.pop(), ps
+            for role in ROLES:
+                sel = [i for i, p in enumerate(ps) if (ROLES[0] if p.ndim >= 2 else "vector") == role]
+                if sel:
+                    sub = {**group, "role": role, "params": [ps[i] for i in sel]}
+                    if names is not None:
+                        sub["param_names"] = [names[i] for i in sel]
+                    self.add_param_group(sub)
+            return
         role = group["role"]
         if role not in ROLES:
             raise ValueError(f"{self.name}: role must be one of {ROLES}, got {role!r}")
+        named = bool(self.param_groups) and "param_names" in self.param_groups[0]
+        if named and names is None:
+            names = [f"group{len(self.param_groups)}.{i}" for i in range(len(ps))]
+        group["params"] = ps
+        if names is not None and (named or not self.param_groups):
+            group["param_names"] = list(names)
         chain = self.recipe.chain_for(role)
-        given = {k: v for k, v in group.items() if k not in _STRUCTURAL}
+        given = {k: v for k, v in group.items() if k not in _STRUCTURAL and k not in SCHEDULER_KEYS}
         values = self.recipe.defaults_for(role)
         values.update(validate(f"{self.name}[{role}]", chain.hparams, given))
         chain.check(values, f"{self.name}[{role}]")
         group.update(values)
+        keep = set(group)
         super().add_param_group(group)
+        # torch's add_param_group fills in every key of ``defaults``; a group keeps only what its chain reads
+        added = self.param_groups[-1]
+        for k in [k for k in added if k not in keep]:
+            del added[k]
 
     # -- train / eval modes ----------------------------------------------------------------------
     def _mode_hook(self, group: dict[str, Any], hook: str) -> Callable | None:
@@ -125,33 +170,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         return self.train(False)
 
     # -- the step --------------------------------------------------------------------------------
-    def _check_finite(self, work: list[tuple[dict, list[Tensor]]]) -> bool:
-        """True when every gradient is finite. One reduction pass over the gradients (a sum: NaN and Inf
-        propagate through it); only when it is not finite are the tensors checked one by one, so a sum
-        that merely overflowed is not mistaken for a non-finite gradient."""
-        sums = torch.stack([p.grad.sum(dtype=torch.float32) for _, ps in work for p in ps])
-        if bool(sums.isfinite().all()):
-            return True
-        for g, ps in work:
-            for i, p in enumerate(ps):
-                if bool(p.grad.isfinite().all()):
-                    continue
-                if self.nonfinite == "skip":
-                    self.skipped_steps += 1
-                    return False
-                names = g.get("param_names")
-                label = repr(names[g["params"].index(p)]) if names else f"#{i} of the {g['role']!r} group"
-                raise FloatingPointError(
-                    f"{self.name}: gradient of parameter {label} (shape {tuple(p.shape)}) has NaN or Inf; "
-                    f"nothing was updated (nonfinite='error'; 'skip' skips such steps, 'ignore' checks nothing)")
-        return True
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+    def _work(self) -> list[tuple[dict, list[Tensor]]]:
         work = []
         for group in self.param_groups:
             ps = [p for p in group["params"] if p.grad is not None]
@@ -162,30 +181,89 @@ class ChainOptimizer(torch.optim.Optimizer):
                     raise RuntimeError(f"{self.name}: complex parameters are not supported")
             if ps:
                 work.append((group, ps))
+        return work
+
+    def _buckets(self, work: list[tuple[dict, list[Tensor]]]) -> tuple[list[tuple[Any, Bucket]], list[Tensor]]:
+        """Buckets with their state ready (created where new, step counts advanced), and the parameters
+        whose state was created here (so that a refused step can take them back)."""
+        out, created = [], []
+        for group, ps in work:
+            chain = self.recipe.chain_for(group["role"])
+            split: dict[tuple, list[Tensor]] = {}
+            for p in ps:
+                split.setdefault((p.shape if chain.same_shape else None, p.dtype, p.device), []).append(p)
+            for bps in split.values():
+                states = []
+                for p in bps:
+                    st = self.state[p]
+                    if not st:
+                        created.append(p)
+                        st["step"] = 0
+                        st.update(_fresh_state(chain, p, group))
+                    st["step"] += 1
+                    states.append(st)
+                out.append((chain, Bucket(bps, [p.grad for p in bps], states, [s["step"] for s in states], group)))
+        return out, created
+
+    def _undo(self, buckets: list[tuple[Any, Bucket]], created: list[Tensor]) -> None:
+        for _, b in buckets:
+            for st in b.states:
+                st["step"] -= 1
+        for p in created:
+            del self.state[p]
+
+    def _refuse(self, work: list[tuple[dict, list[Tensor]]]) -> bool:
+        """After a raised flag: True (and raise, or count a skip) when a gradient really is non-finite."""
+        flat = [(g, p) for g, ps in work for p in ps]
+        i = finite.first_nonfinite([p.grad for _, p in flat])
+        if i is None:
+            return False  # a sum of squares overflowed on huge finite gradients: a false alarm
+        if self.nonfinite == "skip":
+            self.skipped_steps += 1
+            return True
+        g, p = flat[i]
+        j = next(k for k, q in enumerate(g["params"]) if q is p)  # identity: == on tensors compares values
+        names = g.get("param_names")
+        label = repr(names[j]) if names else f"#{j} of the {g['role']!r} group"
+        raise FloatingPointError(
+            f"{self.name}: gradient of parameter {label} (shape {tuple(p.shape)}) has NaN or Inf; "
+            f"nothing was updated (nonfinite='error'; 'skip' skips such steps, 'ignore' checks nothing)")
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = self._work()
         if not work:
             return loss
         if not self.training and any(self._mode_hook(g, "to_train") for g, _ in work):
             raise RuntimeError(f"{self.name}: step() in eval mode; call opt.train() before training steps "
                                f"(and opt.eval() before evaluating), alongside model.train()/model.eval()")
-        if self.nonfinite != "ignore" and not self._check_finite(work):
-            return loss
-        for group, ps in work:
-            chain = self.recipe.chain_for(group["role"])
-            buckets: dict[tuple, list[Tensor]] = {}
-            for p in ps:
-                key = (p.shape if chain.same_shape else None, p.dtype, p.device)
-                buckets.setdefault(key, []).append(p)
-            for bps in buckets.values():
-                states = []
-                for p in bps:
-                    st = self.state[p]
-                    if not st:
-                        st["step"] = 0
-                        st.update(_fresh_state(chain, p, group))
-                    st["step"] += 1
-                    states.append(st)
-                chain.step(Bucket(bps, [p.grad for p in bps], states, [s["step"] for s in states], group),
-                           fused=self.fused)
+        compiling = torch.compiler.is_compiling()
+        fused = self.fused and not compiling  # torch's fused kernels do not survive functionalization
+        found = None if self.nonfinite == "ignore" else finite.flags([p.grad for _, ps in work for p in ps])
+        buckets, created = self._buckets(work)
+        later = []
+        for chain, b in buckets:
+            # a fused kernel takes the flag as found_inf and skips itself: it may run before the flag is read
+            if found is not None and fused and chain.fused:
+                b.found_inf = found[b.params[0].device]
+                if chain.step_fused(b):
+                    continue
+                b.found_inf = None
+            later.append((chain, b))
+        if found is not None and finite.raised(found):  # the one host synchronisation of a checked step
+            self._undo(buckets, created)
+            if self._refuse(work):
+                return loss
+            buckets, created = self._buckets(work)
+            later = buckets
+            for _, b in later:
+                b.found_inf = None
+        for chain, b in later:
+            chain.step(b, fused=fused)
         return loss
 
     # -- checkpoints -----------------------------------------------------------------------------
@@ -202,46 +280,16 @@ class ChainOptimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state dict saved by an optimizer of the same recipe on parameters of the same shapes.
 
-        Unlike torch.optim, this checks the optimizer name, the role and parameter count of each group,
-        every parameter's shape and every state entry's keys and shape, and raises ``ValueError``
-        naming the first mismatch — before anything is changed.
+        Unlike torch.optim, this checks everything torch would use before anything is changed: the
+        optimizer name; each group's role, size and hyperparameters (validated as at construction); the
+        mapping torch applies (the k-th saved parameter id, in group order, gives its state to the k-th
+        parameter here), with every id used once; each state entry's keys, step count, and every tensor's
+        shape, dtype and layout against its parameter. A refusal is a ``TypeError``/``ValueError`` naming
+        the entry and the value, and leaves the optimizer unchanged.
         """
-        meta = state_dict.get("optimlab")
-        if meta is None:
-            raise ValueError(f"{self.name}: not an optimlab state dict (no 'optimlab' entry); "
-                             f"keys: {sorted(state_dict)}")
-        if meta["optimizer"] != self.name:
-            raise ValueError(f"{self.name}: state dict was saved by optimizer {meta['optimizer']!r}")
-        if len(meta["roles"]) != len(self.param_groups):
-            raise ValueError(f"{self.name}: state dict has {len(meta['roles'])} param groups, "
-                             f"this optimizer has {len(self.param_groups)}")
-        index = 0
-        for gi, (g, role, shapes) in enumerate(zip(self.param_groups, meta["roles"], meta["shapes"])):
-            if role != g["role"]:
-                raise ValueError(f"{self.name}: param group {gi} has role {g['role']!r}, saved role {role!r}")
-            if len(shapes) != len(g["params"]):
-                raise ValueError(f"{self.name}: param group {gi} ({role}) has {len(g['params'])} params, "
-                                 f"saved {len(shapes)}")
-            chain = self.recipe.chain_for(role)
-            for p, shape in zip(g["params"], shapes):
-                where = f"{self.name}: parameter {index} ({role} group {gi})"
-                if tuple(p.shape) != tuple(shape):
-                    raise ValueError(f"{where} has shape {tuple(p.shape)}, saved {tuple(shape)}")
-                saved = state_dict["state"].get(index)
-                if saved is not None:
-                    fresh = _fresh_state(chain, p.detach(), g)
-                    if set(saved) != {"step", *fresh}:
-                        raise ValueError(f"{where}: saved state keys {sorted(saved)} != expected "
-                                         f"{sorted(['step', *fresh])}")
-                    for k, v in fresh.items():
-                        if isinstance(v, Tensor) and tuple(saved[k].shape) != tuple(v.shape):
-                            raise ValueError(f"{where}: saved state {k!r} has shape {tuple(saved[k].shape)}, "
-                                             f"expected {tuple(v.shape)}")
-                index += 1
-        rest = {k: v for k, v in state_dict.items() if k != "optimlab"}
-        super().load_state_dict(rest)
-        self.training = bool(meta.get("training", True))
-
+        clean, training = checkpoint.validated(self, state_dict)
+        super().load_state_dict(clean)
+        self.training = training
 
 def _fresh_state(chain: Any, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
     """A parameter's initial state: the chain's tensors plus the scalar state its transforms declare."""
@@ -251,3 +299,52 @@ def _fresh_state(chain: Any, p: Tensor, group: dict[str, Any]) -> dict[str, Any]
             state[f"{t.name}.{k}"] = v
     return state
 
+
+
+def _main_defaults(recipe: Recipe) -> dict[str, Any]:
+    """``defaults`` for torch: the main role's hyperparameters (``matrix`` when every role is main)."""
+    role = next((r for r in recipe.main if r != "*"), "matrix")
+    return recipe.defaults_for(role)
+
+
+def check_params(params: Any, owner: str, what: str = "params") -> list:
+    """``params`` as a list, refusing what is not an iterable of tensors, pairs or group dicts."""
+    if params is None or isinstance(params, (str, bytes, dict)) or not isinstance(params, Iterable):
+        raise TypeError(f"{owner}: {what} must be an iterable of tensors, (name, tensor) pairs or param-group "
+                        f"dicts, got {type(params).__name__}")
+    if isinstance(params, Tensor):
+        raise TypeError(f"{owner}: {what} must be an iterable of tensors, not a single tensor (wrap it in a "
+                        f"list), got shape {tuple(params.shape)}")
+    if isinstance(params, set):
+        raise TypeError(f"{owner}: {what} must be an ordered collection, got a set")
+    items = list(params)
+    for i, g in enumerate(items):
+        if isinstance(g, dict):
+            if "params" not in g:
+                raise ValueError(f"{owner}: param group {i} has no 'params'; got keys {sorted(g)}")
+            ps = g["params"]
+            inner = [ps] if isinstance(ps, Tensor) else check_params(ps, owner, f"param group {i}'s params")
+            g = {**g, "params": inner}
+            items[i] = g
+            names = g.get("param_names")
+            for j, p in enumerate(inner):
+                label = repr(names[j]) if isinstance(names, list) and j < len(names) else f"#{j} of group {i}"
+                check_param(p, owner, label)
+        else:
+            check_param(g, owner, f"#{i}")
+    return items
+
+
+def check_param(p: Any, owner: str, label: str) -> None:
+    """A parameter must be a floating, non-empty tensor on a real device."""
+    if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str):
+        label, p = repr(p[0]), p[1]
+    if not isinstance(p, Tensor):
+        raise TypeError(f"{owner}: parameter {label} must be a tensor, got {type(p).__name__}")
+    if not (p.is_floating_point() or p.is_complex()):
+        raise TypeError(f"{owner}: parameter {label} must be a floating-point tensor, got dtype {p.dtype}")
+    if p.numel() == 0:
+        raise ValueError(f"{owner}: parameter {label} is empty (shape {tuple(p.shape)}); nothing to optimize")
+    if p.is_meta:
+        raise ValueError(f"{owner}: parameter {label} is on the meta device (shape {tuple(p.shape)}); "
+                         f"materialise the model (e.g. to_empty + init) before creating the optimizer")

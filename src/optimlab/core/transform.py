@@ -38,7 +38,8 @@ class Bucket:
     ``group`` (the param group, from which hyperparameters are read at step time).
     """
 
-    __slots__ = ("params", "grads", "states", "steps", "group", "_u", "_num", "_den", "scale", "_owned")
+    __slots__ = ("params", "grads", "states", "steps", "group", "_u", "_num", "_den", "scale", "_owned",
+                 "found_inf")
 
     def __init__(self, params: list[Tensor], grads: list[Tensor], states: list[dict], steps: list[int],
                  group: dict[str, Any]):
@@ -52,6 +53,8 @@ class Bucket:
         self._den: list[Tensor] | None = None
         self.scale: list[float] | None = None
         self._owned = False
+        # set by the engine for a fused kernel: a 0-d tensor, 1.0 when some gradient is not finite (skip)
+        self.found_inf: Tensor | None = None
 
     # -- state access -------------------------------------------------------------------------
     def state(self, t: Transform, key: str) -> list[Tensor]:
@@ -182,8 +185,12 @@ class Chain:
         for t in self.transforms:
             t.check(group, owner)
 
+    def step_fused(self, b: Bucket) -> bool:
+        """Run the chain's fused kernel on the bucket; False (nothing done) when it has none or declines."""
+        return self._fused is not None and self._fused(b)
+
     def step(self, b: Bucket, *, fused: bool = True) -> None:
-        if fused and self._fused is not None and self._fused(b):
+        if fused and self.step_fused(b):
             return
         for t in self.transforms:
             t.update(b)

@@ -64,7 +64,8 @@ class AdamMoments(Transform):
         vmax = b.state(self, "max_exp_avg_sq") if self.amsgrad else []
         kernel(b.params, list(b.grads), b.state(self, "exp_avg"), b.state(self, "exp_avg_sq"), vmax,
                [torch.tensor(float(t), device=p0.device) for t in b.steps], lr=g["lr"], beta1=beta1, beta2=beta2,
-               weight_decay=g[wd_key] if wd_key else 0.0, eps=g["eps"], amsgrad=self.amsgrad, maximize=False)
+               weight_decay=g[wd_key] if wd_key else 0.0, eps=g["eps"], amsgrad=self.amsgrad, maximize=False,
+               found_inf=b.found_inf)
         return True
 
     def update(self, b: Bucket) -> None:
