@@ -15,6 +15,8 @@ import torch
 
 __all__ = ["HParam", "validate", "DTYPES"]
 
+_INT_LIMIT = 2**53
+
 #: Names accepted wherever a hyperparameter is a dtype (strings keep configs JSON-friendly).
 DTYPES = {
     "float32": torch.float32,
@@ -100,6 +102,9 @@ class HParam:
             raise TypeError(f"{where} must be a number, got {value!r}")
         if typ is int and not float(value).is_integer():
             raise ValueError(f"{where} must be an integer, got {value!r}")
+        if typ is int and abs(value) > _INT_LIMIT:
+            # seeds and counts end up in int64 tensors and generators (and are combined with step counts)
+            raise ValueError(f"{where} must be at most 2**53 in size, got {value!r}")
         if not self._in_range(float(value)):
             raise ValueError(f"{where} must be in {self.range_text()}, got {value!r}")
         return typ(value)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .engine import NONFINITE, ChainOptimizer
+from .engine import NONFINITE, ChainOptimizer, check_param, check_params
 from .hparams import validate
 from .recipe import Recipe
 from .roles import FINE_ROLES, ROLES, assign_roles, groups_from_params
@@ -114,14 +114,31 @@ def create(model_or_params: nn.Module | Iterable, name: str, *, head: str | Sequ
     gate / down / expert are detected when the recipe has chains for them). ``verbose`` prints
     the role table. ``nonfinite`` and ``fused``: see :class:`ChainOptimizer`.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"create: the optimizer name must be a str (see optimlab.available()), got {name!r}")
     recipe = get_recipe(name)
     main = validate(name, recipe.main_specs(), hparams)
+    if per_role is not None and not isinstance(per_role, Mapping):
+        raise TypeError(f"{name}: per_role must be a dict {{role: {{hyperparameter: value}}}}, got {per_role!r}")
     per_role = dict(per_role or {})
-    bad = sorted(set(per_role) - set(ROLES))
+    bad = sorted(set(per_role) - set(ROLES), key=repr)
     if bad:
         raise ValueError(f"{name}: per_role keys must be roles {ROLES}, got {bad}")
+    for role, values in per_role.items():
+        if not isinstance(values, Mapping):
+            raise TypeError(f"{name}: per_role[{role!r}] must be a dict of hyperparameters, got {values!r}")
     if nonfinite not in NONFINITE:
         raise ValueError(f"{name}: nonfinite must be one of {NONFINITE}, got {nonfinite!r}")
+    if not isinstance(fused, bool):
+        raise TypeError(f"{name}: fused must be a bool, got {fused!r}")
+    if not isinstance(model_or_params, nn.Module):
+        # a list, so that a generator is read once; every entry is checked here (floating, non-empty,
+        # not on the meta device; group dicts have 'params') rather than at the first step
+        model_or_params = check_params(model_or_params, name, what="model_or_params")
+    else:
+        for pname, p in model_or_params.named_parameters():
+            if p.requires_grad:
+                check_param(p, name, repr(pname))
     if isinstance(model_or_params, nn.Module):
         # finer roles (router, gate, down, expert) only for recipes that treat them apart: under any
         # other recipe those weights stay ``matrix`` and get the recipe's matrix update
