@@ -85,6 +85,10 @@ def validated(opt: Any, sd: Any) -> tuple[dict[str, Any], bool]:
         for pid, p, shape in zip(ids, g["params"], gshapes):
             pwhere = f"{name}: parameter {k} ({role} group {gi}, saved id {pid})"
             _need(pid not in seen, ValueError, f"{pwhere}: saved id {pid} appears twice")
+            # torch numbers parameters 0, 1, 2... in group order when it saves; any other order is an
+            # edit that would hand one parameter's state to another (silently, when shapes agree)
+            _need(pid == k, ValueError, f"{pwhere}: saved ids must be 0, 1, 2... in group order, got id {pid} "
+                  f"at position {k}")
             seen.add(pid)
             _need(isinstance(shape, (list, tuple)) and tuple(p.shape) == tuple(shape), ValueError,
                   f"{pwhere} has shape {tuple(p.shape)}, saved {shape!r}")
