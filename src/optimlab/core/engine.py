@@ -309,6 +309,24 @@ def _main_defaults(recipe: Recipe) -> dict[str, Any]:
 
 def check_params(params: Any, owner: str, what: str = "params") -> list:
     """``params`` as a list, refusing what is not an iterable of tensors, pairs or group dicts."""
+    items = _as_list(params, owner, what)
+    for i, g in enumerate(items):
+        if isinstance(g, dict):
+            if "params" not in g:
+                raise ValueError(f"{owner}: param group {i} has no 'params'; got keys {sorted(g)}")
+            ps = g["params"]
+            inner = [ps] if isinstance(ps, Tensor) else _as_list(ps, owner, f"param group {i}'s params")
+            items[i] = g = {**g, "params": inner}
+            names = g.get("param_names")
+            for j, p in enumerate(inner):
+                label = repr(names[j]) if isinstance(names, list) and j < len(names) else f"#{j} of group {i}"
+                check_param(p, owner, label)
+        else:
+            check_param(g, owner, f"#{i}")
+    return items
+
+
+def _as_list(params: Any, owner: str, what: str) -> list:
     if params is None or isinstance(params, (str, bytes, dict)) or not isinstance(params, Iterable):
         raise TypeError(f"{owner}: {what} must be an iterable of tensors, (name, tensor) pairs or param-group "
                         f"dicts, got {type(params).__name__}")
@@ -317,22 +335,7 @@ def check_params(params: Any, owner: str, what: str = "params") -> list:
                         f"list), got shape {tuple(params.shape)}")
     if isinstance(params, set):
         raise TypeError(f"{owner}: {what} must be an ordered collection, got a set")
-    items = list(params)
-    for i, g in enumerate(items):
-        if isinstance(g, dict):
-            if "params" not in g:
-                raise ValueError(f"{owner}: param group {i} has no 'params'; got keys {sorted(g)}")
-            ps = g["params"]
-            inner = [ps] if isinstance(ps, Tensor) else check_params(ps, owner, f"param group {i}'s params")
-            g = {**g, "params": inner}
-            items[i] = g
-            names = g.get("param_names")
-            for j, p in enumerate(inner):
-                label = repr(names[j]) if isinstance(names, list) and j < len(names) else f"#{j} of group {i}"
-                check_param(p, owner, label)
-        else:
-            check_param(g, owner, f"#{i}")
-    return items
+    return list(params)
 
 
 def check_param(p: Any, owner: str, label: str) -> None:
