@@ -18,8 +18,9 @@ flag, with no host synchronisation. Chains served by a fused kernel take that fl
 kernel skips itself when it is set) and are launched first; the host reads the flag once, after them and
 before any chain that cannot skip itself. On a raised flag the step counts and any state created in this
 step are undone, so "nothing updated" holds for both kinds of chain. The cost of the check is one read of
-the gradients (BENCHMARKS.md). Under ``torch.compile`` the fused kernels are not used (inductor fuses the
-transforms' foreach ops itself), and the flag is read with ``torch._check``-free code: see ``step``.
+the gradients (BENCHMARKS.md). Under ``torch.compile`` the fused kernels are not used (torch's fused AdamW
+does not survive functionalization; inductor fuses the transforms' foreach ops itself), so the compiled
+step works at the defaults; the host read of the flag is still one graph break there.
 
 ``fused=True`` (default) lets a fused kernel serve a whole chain where one exists (torch's fused Adam/AdamW
 kernel for the adam chains); ``fused=False`` runs every transform one by one (the same formula).
