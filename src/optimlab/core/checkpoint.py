@@ -115,7 +115,8 @@ def _check_state(where: str, saved: Any, fresh: dict[str, Any], p: Tensor) -> No
             _need(ok, TypeError if not isinstance(v, (int, float)) else ValueError,
                   f"{where}: saved state {key!r} must be a finite number, got {v!r}")
             continue
-        _need(isinstance(v, Tensor), TypeError, f"{where}: saved state {key!r} must be a tensor, got {type(v).__name__}")
+        _need(isinstance(v, Tensor), TypeError,
+              f"{where}: saved state {key!r} must be a tensor, got {type(v).__name__}")
         _need(v.layout == torch.strided and not v.is_meta, ValueError,
               f"{where}: saved state {key!r} must be a dense tensor with data, got layout {v.layout}, "
               f"device {v.device}")
