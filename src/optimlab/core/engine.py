@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .context import StepContext
 from .hparams import validate
 from .recipe import Recipe
 from .roles import ROLES, groups_from_params
@@ -65,6 +66,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.nonfinite = nonfinite
         self.fused = fused
         self.skipped_steps = 0
+        self.closure_evals = 0  # closure calls made by step() (core/context.py), in total
         self.training = True
         super().__init__(groups_from_params(params), defaults={})
 
@@ -148,10 +150,11 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        # step context (core/context.py): refuses a missing closure the recipe needs, calls the closure
+        ctx = StepContext.begin(self, closure)
+        loss = ctx.loss
+        if ctx.skip:
+            return loss
         work = []
         for group in self.param_groups:
             ps = [p for p in group["params"] if p.grad is not None]
@@ -169,6 +172,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                                f"(and opt.eval() before evaluating), alongside model.train()/model.eval()")
         if self.nonfinite != "ignore" and not self._check_finite(work):
             return loss
+        jobs, fresh = [], []
         for group, ps in work:
             chain = self.recipe.chain_for(group["role"])
             buckets: dict[tuple, list[Tensor]] = {}
@@ -182,10 +186,15 @@ class ChainOptimizer(torch.optim.Optimizer):
                     if not st:
                         st["step"] = 0
                         st.update(_fresh_state(chain, p, group))
+                        fresh.append(st)
                     st["step"] += 1
                     states.append(st)
-                chain.step(Bucket(bps, [p.grad for p in bps], states, [s["step"] for s in states], group),
-                           fused=self.fused)
+                bucket = Bucket(bps, [p.grad for p in bps], states, [s["step"] for s in states], group)
+                bucket.ctx = ctx
+                jobs.append((chain, bucket))
+        ctx.prepare(jobs, fresh)  # global reductions before any chain steps (nothing for most recipes)
+        for chain, bucket in jobs:
+            chain.step(bucket, fused=self.fused)
         return loss
 
     # -- checkpoints -----------------------------------------------------------------------------
