@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core.context import sq_dist, sq_norm
+from ..core.context import dists, norms, sq_dist, sq_norm
 from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
 
@@ -84,11 +84,10 @@ class LayerwiseDoG(Transform):
     init = staticmethod(_x0)
 
     def update(self, b: Bucket) -> None:
-        acc = torch.float64 if b.params[0].dtype == torch.float64 else torch.float32
-        g_norm = torch._foreach_norm(b.grads, 2, dtype=acc)
-        d_norm = torch._foreach_norm(torch._foreach_sub(b.params, b.state(self, "x0")), 2, dtype=acc)
-        x_norm = torch._foreach_norm(b.params, 2, dtype=acc)
-        g_n, d_n, x_n = torch.stack([torch.stack(v) for v in (g_norm, d_norm, x_norm)]).double().tolist()
+        first = all(t == 1 for t in b.steps)  # x = x₀: no distance yet, ‖x₀‖ needed for r_ε
+        x_n = norms(b.params)
+        d_n = torch.zeros_like(x_n) if first else dists(b.params, b.state(self, "x0"))
+        g_n, d_n, x_n = torch.stack([norms(b.grads).to(x_n.dtype), d_n, x_n]).double().tolist()
         eps, reps = b.group["eps"], b.group["reps_rel"]
         etas = []
         for s, gn, dn, xn, t in zip(b.states, g_n, d_n, x_n, b.steps):
