@@ -104,6 +104,12 @@ def main() -> None:
         print(f"  {n:<15} {med[n] * 1e3:8.3f} ms/step")
     print(f"adamw / adamw_no_ctx      = {med['adamw'] / med['adamw_no_ctx']:.3f}  (step context, no needs)")
     print(f"adamw / torch_adamw       = {med['adamw'] / med['torch_adamw']:.3f}")
+    opt = opts["adamw"][0]
+    start = time.perf_counter()
+    for _ in range(1000):  # the context's own work for a recipe without needs, alone
+        StepContext.begin(opt, None).prepare([], [])
+    per = (time.perf_counter() - start) / 1000
+    print(f"StepContext.begin + prepare alone: {per * 1e6:.1f} µs/step = {per / med['adamw'] * 100:.3f}% of the AdamW step")
     print(f"induced_metric / sgd      = {med['induced_metric'] / med['sgd']:.3f}  (global ‖g‖² pre-pass)")
     print(f"dog / sgd                 = {med['dog'] / med['sgd']:.3f}  (‖g‖², ‖x − x₀‖² pre-pass)")
 
