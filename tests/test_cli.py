@@ -67,19 +67,31 @@ def test_sweep_then_report(tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
 
 
-def test_claims_list_marks_pending(capsys):
+@pytest.fixture
+def pending_claim(monkeypatch):
+    """A claim whose optimizer does not exist (no seed claim is pending at the moment)."""
+    from optimlab.lab.claims import CLAIMS, Claim
+
+    claim = Claim(id="test-pending", paper="p", arxiv="", statement="s", optimizers=("sgd", "no_such_opt"),
+                  protocol="p", rule="r", margin="m", needs="an optimizer 'no_such_opt'")
+    monkeypatch.setitem(CLAIMS, claim.id, claim)
+    return claim.id
+
+
+def test_claims_list_marks_pending(capsys, pending_claim):
     assert main(["claims", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert any("gd-edge-of-stability" in line and "[ready]" in line for line in lines)
-    assert any("dog-vs-tuned-sgd" in line and "[pending]" in line for line in lines)
+    assert any("dog-vs-tuned-sgd" in line and "[ready]" in line for line in lines)
+    assert any(pending_claim in line and "[pending]" in line for line in lines)
 
 
-def test_claims_run_writes_evidence_and_summary(capsys, tmp_path):
+def test_claims_run_writes_evidence_and_summary(capsys, tmp_path, pending_claim):
     out = tmp_path / "claims"
-    ids = ["adam-fails-amsgrad-converges", "dog-vs-tuned-sgd"]
+    ids = ["adam-fails-amsgrad-converges", pending_claim]
     assert main(["claims", "run", *ids, "--fast", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "dog-vs-tuned-sgd: PENDING" in text and "needs optimizer 'dog'" in text
+    assert f"{pending_claim}: PENDING" in text and "needs optimizer 'no_such_opt'" in text
     assert "adam-fails-amsgrad-converges:" in text and str(out.resolve()) in text
     for claim_id in ids:
         evidence = json.loads((out / f"{claim_id}-fast.json").read_text())

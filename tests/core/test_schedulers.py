@@ -23,14 +23,28 @@ SCHEDULERS = {
     "PolynomialLR": lambda o: L.PolynomialLR(o, total_iters=4),
     "CosineAnnealingLR": lambda o: L.CosineAnnealingLR(o, 4),
     "CosineAnnealingWarmRestarts": lambda o: L.CosineAnnealingWarmRestarts(o, 2),
-    "CyclicLR": lambda o: L.CyclicLR(o, 1e-4, 1e-3, step_size_up=2),
-    "OneCycleLR": lambda o: L.OneCycleLR(o, 1e-3, total_steps=10),
+    # like torch.optim.Adagrad, a recipe with neither momentum nor betas cycles the lr only
+    "CyclicLR": lambda o: L.CyclicLR(o, 1e-4, 1e-3, step_size_up=2, cycle_momentum=_has_momentum(o)),
+    "OneCycleLR": lambda o: L.OneCycleLR(o, 1e-3, total_steps=10, cycle_momentum=_has_momentum(o)),
     "ReduceLROnPlateau": lambda o: L.ReduceLROnPlateau(o, patience=0),
     "SequentialLR": lambda o: L.SequentialLR(o, [L.ConstantLR(o, 0.5, total_iters=1), L.ExponentialLR(o, 0.9)],
                                              milestones=[1]),
     "ChainedScheduler": lambda o: L.ChainedScheduler([L.ConstantLR(o, 0.5, total_iters=1),
                                                        L.ExponentialLR(o, 0.9)]),
 }
+
+
+def _has_momentum(opt):
+    return "momentum" in opt.defaults or "betas" in opt.defaults
+
+
+def test_momentum_cycling_is_refused_like_torch_for_momentum_free_recipes():
+    opt = optimlab.create(_model(), "sps")
+    assert not _has_momentum(opt)
+    with pytest.raises(ValueError, match="momentum or beta1"):
+        L.CyclicLR(opt, 1e-4, 1e-3)
+    with pytest.raises(ValueError, match="momentum or beta1"):
+        L.CyclicLR(torch.optim.Adagrad(_model().parameters()), 1e-4, 1e-3)
 
 
 @pytest.mark.parametrize("sched", sorted(SCHEDULERS))
@@ -47,7 +61,7 @@ def test_every_scheduler_drives_every_optimizer(sched):
                 opt.zero_grad()
                 loss = model(x).pow(2).mean()
                 loss.backward()
-                opt.step()
+                opt.step(lambda loss=loss: loss)  # closure-needing recipes (sps, aegd...) read the loss
                 s.step(loss.item()) if sched == "ReduceLROnPlateau" else s.step()
                 lrs.append(opt.param_groups[0]["lr"])
             assert all(isinstance(v, float) and v >= 0 for v in lrs), lrs

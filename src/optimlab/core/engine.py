@@ -48,6 +48,7 @@ import torch
 from torch import Tensor
 
 from . import checkpoint, finite
+from .context import StepContext
 from .hparams import validate
 from .recipe import Recipe
 from .roles import ROLES, groups_from_params
@@ -82,6 +83,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.nonfinite = nonfinite
         self.fused = fused
         self.skipped_steps = 0
+        self.closure_evals = 0  # closure calls made by step() (core/context.py), in total
         self.training = True
         groups = groups_from_params(check_params(params, recipe.name))
         super().__init__(groups, defaults=_main_defaults(recipe))
@@ -230,12 +232,23 @@ class ChainOptimizer(torch.optim.Optimizer):
             f"{self.name}: gradient of parameter {label} (shape {tuple(p.shape)}) has NaN or Inf; "
             f"nothing was updated (nonfinite='error'; 'skip' skips such steps, 'ignore' checks nothing)")
 
+    def _prepared(self, work: list[tuple[dict, list[Tensor]]], ctx: StepContext
+                  ) -> tuple[list[tuple[Any, Bucket]], list[Tensor]]:
+        """:meth:`_buckets`, each bucket given the step context, and the context's global pre-pass run
+        (a no-op for recipes without ``prepare`` hooks); a refusing hook leaves the state as it was."""
+        buckets, created = self._buckets(work)
+        for _, b in buckets:
+            b.ctx = ctx
+        ctx.prepare(buckets, [self.state[p] for p in created])
+        return buckets, created
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        # step context (core/context.py): refuses a missing closure the recipe needs, calls the closure
+        ctx = StepContext.begin(self, closure)
+        loss = ctx.loss
+        if ctx.skip:
+            return loss
         work = self._work()
         if not work:
             return loss
@@ -245,7 +258,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         compiling = torch.compiler.is_compiling()
         fused = self.fused and not compiling  # torch's fused kernels do not survive functionalization
         found = None if self.nonfinite == "ignore" else finite.flags([p.grad for _, ps in work for p in ps])
-        buckets, created = self._buckets(work)
+        buckets, created = self._prepared(work, ctx)
         later = []
         for chain, b in buckets:
             # a fused kernel takes the flag as found_inf and skips itself: it may run before the flag is read
@@ -259,7 +272,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             self._undo(buckets, created)
             if self._refuse(work):
                 return loss
-            buckets, created = self._buckets(work)
+            buckets, created = self._prepared(work, ctx)
             later = buckets
             for _, b in later:
                 b.found_inf = None

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .context import check_needs
 from .hparams import HParam, validate
 from .transform import Chain
 
@@ -22,7 +23,9 @@ class Recipe:
 
     ``main``: the roles that ``create(..., lr=...)`` configures; the others keep their defaults unless
     set with ``per_role``. ``paper``: title and arXiv id. ``summary``: one line. ``rule``: the update
-    rule in plain maths, for ``describe()``.
+    rule in plain maths, for ``describe()``. ``needs``: what a step needs beyond the gradients, a subset
+    of ``{"loss", "reevaluate", "global", "hvp"}`` (see :mod:`optimlab.core.context`); ``"loss"``,
+    ``"reevaluate"`` and ``"hvp"`` make ``step()`` require a closure.
     """
 
     name: str
@@ -32,6 +35,10 @@ class Recipe:
     summary: str = ""
     paper: str = ""
     rule: str = ""
+    needs: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needs", check_needs(self.name, self.needs))
 
     def chain_for(self, role: str) -> Chain:
         if role in self.chains:
@@ -70,14 +77,15 @@ class Recipe:
 
     def replace(self, name: str, *, chains: Mapping[str, Chain] | None = None,
                 defaults: Mapping[str, Mapping[str, Any]] | None = None, main: tuple[str, ...] | None = None,
-                summary: str = "", paper: str = "", rule: str = "") -> Recipe:
+                summary: str = "", paper: str = "", rule: str = "", needs: frozenset[str] | None = None) -> Recipe:
         """A new recipe with some roles' chains and defaults replaced (the others kept)."""
         merged_defaults = {k: dict(v) for k, v in self.defaults.items()}
         for k, v in (defaults or {}).items():
             merged_defaults[k] = {**merged_defaults.get(k, {}), **v} if k not in (chains or {}) else dict(v)
         return Recipe(name=name, chains={**self.chains, **(chains or {})}, defaults=merged_defaults,
                       main=self.main if main is None else main, summary=summary or self.summary,
-                      paper=paper or self.paper, rule=rule or self.rule)
+                      paper=paper or self.paper, rule=rule or self.rule,
+                      needs=self.needs if needs is None else needs)
 
     def roles_described(self) -> dict[str, Chain]:
         return dict(self.chains)

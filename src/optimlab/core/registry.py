@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .context import CLOSURE_NEEDS
 from .engine import NONFINITE, ChainOptimizer, check_param, check_params
 from .hparams import validate
 from .recipe import Recipe
@@ -63,6 +64,7 @@ class Description:
     rule: str
     paper: str
     roles: dict[str, dict[str, Any]]  # role -> {"chain", "main", "hparams": {name: (default, doc, range)}, "state_bytes"}
+    needs: frozenset[str] = frozenset()  # what a step needs beyond gradients (core/context.py)
 
     def __str__(self) -> str:
         out = [f"{self.name}: {self.summary}"]
@@ -70,6 +72,9 @@ class Description:
             out.append(f"paper: {self.paper}")
         if self.rule:
             out += ["update rule:"] + [f"  {line}" for line in self.rule.strip().splitlines()]
+        if self.needs:
+            closure = " — step(closure) required" if self.needs & CLOSURE_NEEDS else ""
+            out.append(f"needs: {', '.join(sorted(self.needs))}{closure}")
         for role, info in self.roles.items():
             tag = "" if info["main"] else "  (set with per_role=)"
             out.append(f"role {role}: {info['chain']}{tag}")
@@ -99,7 +104,7 @@ def describe(name: str) -> Description:
             "hparams": {k: (defaults[k], s.doc, s.range_text()) for k, s in chain.hparams.items()},
             "state_bytes": sum(v.numel() * v.element_size() for v in state.values()) / probe.numel(),
         }
-    return Description(name, recipe.summary, recipe.rule, recipe.paper, roles)
+    return Description(name, recipe.summary, recipe.rule, recipe.paper, roles, recipe.needs)
 
 
 def create(model_or_params: nn.Module | Iterable, name: str, *, head: str | Sequence[str] | None = "auto",

@@ -35,11 +35,12 @@ class Bucket:
 
     Attributes: ``params``, ``grads`` (never written), ``states`` (the optimizer's per-parameter
     state dicts), ``steps`` (per-parameter step counts, already incremented for this step) and
-    ``group`` (the param group, from which hyperparameters are read at step time).
+    ``group`` (the param group, from which hyperparameters are read at step time), and ``ctx``, the step's
+    :class:`~optimlab.core.context.StepContext` (closure loss, re-evaluation, global reductions).
     """
 
     __slots__ = ("params", "grads", "states", "steps", "group", "_u", "_num", "_den", "scale", "_owned",
-                 "found_inf")
+                 "found_inf", "ctx")
 
     def __init__(self, params: list[Tensor], grads: list[Tensor], states: list[dict], steps: list[int],
                  group: dict[str, Any]):
@@ -55,6 +56,7 @@ class Bucket:
         self._owned = False
         # set by the engine for a fused kernel: a 0-d tensor, 1.0 when some gradient is not finite (skip)
         self.found_inf: Tensor | None = None
+        self.ctx: Any = None  # set by the engine
 
     # -- state access -------------------------------------------------------------------------
     def state(self, t: Transform, key: str) -> list[Tensor]:
@@ -124,6 +126,9 @@ class Transform:
     hyperparameters they read), optionally ``same_shape = True`` (the bucket must hold parameters of
     one shape, e.g. to stack them for a batched matrix op), and implement ``update``.
     A transform that owns how the update is applied (e.g. schedule-free) implements ``apply``.
+    A transform that needs a reduction over all parameters (DoG's ‖g‖², ‖x − x₀‖²) implements
+    ``prepare(bucket)``: the engine calls it on every bucket before any chain steps (the pre-pass), and it
+    adds its bucket's partial sums with ``bucket.ctx.add(key, value)``; ``update`` reads ``ctx.total(key)``.
     A transform may offer ``fuse(transforms) -> kernel | None``: a single fused kernel for a whole
     chain it recognises (e.g. torch's fused AdamW); the kernel returns False for a bucket it cannot
     take (device, dtype), which then runs through the transforms one by one.
@@ -173,6 +178,7 @@ class Chain:
             fuse = getattr(t, "fuse", None)
             self._fused = self._fused or (fuse(self.transforms) if fuse else None)
         self.fused = self._fused is not None  # whether a fused kernel may serve this chain
+        self.prepares = tuple(t.prepare for t in self.transforms if hasattr(t, "prepare"))  # the pre-pass
 
     def init(self, p: Tensor, group: dict[str, Any]) -> dict[str, Tensor]:
         state: dict[str, Tensor] = {}

@@ -5,3 +5,4 @@ from . import muon_adaptive, muon_variants  # noqa: F401
 from . import dion, muon_geometry  # noqa: F401
 from . import schedule_free, symmetry  # noqa: F401
 from . import muon_backends  # noqa: F401
+from . import parameter_free, polyak, energy  # noqa: F401  (closure-aware and step-size rules)
