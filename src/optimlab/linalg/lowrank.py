@@ -48,8 +48,10 @@ def orthonormal_basis(P: Tensor) -> Tensor:
     return Q.to(P.dtype)
 
 
-def column_normalize(R: Tensor, eps: float = 1e-8) -> Tensor:
-    """``R / (‖R[:, j]‖₂ + eps)`` column by column (Dion's ``ColumnNormalize``); a zero column stays zero."""
+def column_normalize(R: Tensor, eps: float | Tensor = 1e-8) -> Tensor:
+    """``R / (‖R[:, j]‖₂ + eps)`` column by column (Dion's ``ColumnNormalize``); a zero column stays zero.
+
+    ``eps`` may be a tensor broadcasting against the ``(..., 1, r)`` column norms (a rescaled ``eps``)."""
     R = _check(R, "column_normalize")
     return R / (torch.linalg.vector_norm(R, dim=-2, keepdim=True) + eps)
 
