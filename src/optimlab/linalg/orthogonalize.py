@@ -58,6 +58,7 @@ from ._ns import (
 from .aol import aol_newton_schulz
 from .gram import gram_newton_schulz
 from .qdwh import qdwh
+from .scaling import pow2_scale
 from .schedules import SCHEDULES, norm_safety, ns_coefficients
 
 __all__ = [
@@ -125,7 +126,10 @@ def polar_svd(G: Tensor) -> Tensor:
     m, n = G.shape[-2], G.shape[-1]
     if G.numel() == 0:
         return torch.zeros(G.shape, dtype=G.dtype, device=G.device)
-    U, S, Vh = torch.linalg.svd(G.to(torch.float64), full_matrices=False)
+    G64 = G.to(torch.float64)
+    # the polar factor is scale-free: an exact power-of-two rescaling keeps the SVD in range (1e300 in
+    # float64) without changing ordinary results
+    U, S, Vh = torch.linalg.svd(G64 * pow2_scale(G64), full_matrices=False)
     tol = S.amax(dim=-1, keepdim=True) * (max(m, n) * torch.finfo(G.dtype).eps)
     keep = (S > tol).to(torch.float64)
     return ((U * keep.unsqueeze(-2)) @ Vh).to(G.dtype)
