@@ -130,7 +130,7 @@ def _normalise(X: Tensor, safety: float | None, eps: float, lowp: torch.dtype | 
     nrm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
     if lowp is not None:  # emulated low precision: do the (tiny) scalar ops natively in lowp
         nrm = nrm.to(lowp)
-    eps_f = scaled_eps(eps, f, nrm.dtype).view(nrm.shape)
+    eps_f = scaled_eps(eps, f, nrm.dtype, floor=True).view(nrm.shape)
     if safety is None:
         nrm = torch.maximum(nrm, eps_f)
     else:  # Polar Express, Algorithm 1: X / (1.01 ||X||_F + 1e-7)

@@ -41,7 +41,7 @@ def rms_align(X: Tensor, eps: float) -> Tensor:
     # on X·f (f an exact power of two, max|X·f| ~ 1) the norm cannot overflow: same result, bit for bit
     f = pow2_scale(X)
     X = X * f
-    nrm = torch.maximum(torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True), scaled_eps(eps, f, X.dtype))
+    nrm = torch.maximum(torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True), scaled_eps(eps, f, X.dtype, floor=True))
     return X * (RMS_TARGET * math.sqrt(rows * cols) / nrm)
 
 
@@ -165,5 +165,5 @@ class TrustRegionDirection(Transform):
             f = pow2_scale(X)  # exact rescaling: the norm of X·f neither overflows nor underflows
             X.mul_(f)
             nrm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
-            X.div_(torch.maximum(nrm, scaled_eps(b.group["eps"], f, X.dtype)))
+            X.div_(torch.maximum(nrm, scaled_eps(b.group["eps"], f, X.dtype, floor=True)))
             set_matrices(b, X)

@@ -17,7 +17,7 @@ from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
 from ..linalg.lowrank import work_dtype
 from ..linalg.orthogonalize import newton_schulz
-from ..linalg.scaling import pow2_scale, saturate
+from ..linalg.scaling import pow2_scale, saturate, scaled_eps
 from ..linalg.schedules import JORDAN
 from .orthogonalize import Orthogonalize, set_matrices, stack_matrices
 from .subset import step_generator
@@ -132,7 +132,7 @@ class CoshRMSNormalize(_FlattenedMap):
         # X·f / (‖X·f‖ + 1e-7·f) = X / (‖X‖ + 1e-7) exactly, and ‖X·f‖ neither overflows nor underflows
         f = pow2_scale(X)
         X = X * f
-        G = X / (torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True) + 1e-7 * f)
+        G = X / (torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True) + scaled_eps(1e-7, f, X.dtype, floor=True))
         rms = torch.cosh(G).square().mean(dim=(-2, -1), keepdim=True).sqrt()
         _unstack(b, G / (rms + 1e-8))
 

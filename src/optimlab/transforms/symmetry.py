@@ -68,7 +68,7 @@ class RowNormalize(Transform):
         f = pow2_scale(X, dim)
         X = X * f
         norms = torch.linalg.vector_norm(X, dim=dim, keepdim=True)
-        set_matrices(b, X / (norms + scaled_eps(b.group["eps"], f, X.dtype)))
+        set_matrices(b, X / (norms + scaled_eps(b.group["eps"], f, X.dtype, floor=True)))
 
 
 class CenterRows(Transform):
