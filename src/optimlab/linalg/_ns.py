@@ -87,14 +87,16 @@ def _mm_ops(X: Tensor):
     return (torch.bmm, torch.baddbmm) if X.dim() == 3 else (torch.mm, torch.addmm)
 
 
-def _working_copy(G: Tensor, wd: torch.dtype, emulate: bool) -> tuple[Tensor, bool, torch.dtype | None, Tensor]:
+def _working_copy(G: Tensor, wd: torch.dtype, emulate: bool, eps: float = 0.0,
+                  power: int = 1) -> tuple[Tensor, bool, torch.dtype | None, Tensor]:
     """Our own wide-oriented working buffer for ``G`` (..., m, n): (X, tall, lowp, f).
 
     The one copy: a fresh buffer in the compute dtype holding ``G·f``, ``f = 2^-k`` per matrix with
     ``max|G·f|`` in [0.5, 1) (:func:`~optimlab.linalg.scaling.pow2_scale`): exact, so ordinary results
     are unchanged bit for bit, while the cast to ``wd`` and the norms / Gram matrices computed next can
     neither overflow nor underflow (1e20 in float32 squared is inf; 1e5 does not fit float16).  The
-    caller scales its additive constants by ``f`` (``eps·f``; ``eps·f²`` next to squares).  Never an
+    caller scales its additive constant by ``f`` (``eps·f``, or ``eps·f²`` next to squares: ``power``),
+    which bounds how far a tiny ``G`` is scaled up (see ``scaling.py``).  Never an
     alias of G - torch.optim.Muon's ``grad.bfloat16()`` returns G itself for bf16 input and its in-place
     ``div_`` then corrupts the caller's momentum buffer.  A tall input is returned as the ``.mT``
     view of a wide buffer, so the Gram matrix is the small one.  Leading dims are flattened to one.
@@ -103,7 +105,8 @@ def _working_copy(G: Tensor, wd: torch.dtype, emulate: bool) -> tuple[Tensor, bo
     lowp = wd if emulate else None
     cd = torch.float32 if emulate else wd  # dtype of the working buffers
     X = G if G.ndim == 2 else G.reshape(-1, m, n)
-    f = pow2_scale(X)
+    # eps·f^power must fit the dtype the floor is applied in (wd: lowp's range is the narrower one)
+    f = pow2_scale(X, eps=eps, power=power, eps_dtype=wd)
     X = X * f  # a fresh tensor in G's dtype, before any cast that could overflow
     if emulate:
         X = X.to(wd)  # round to the working precision first
@@ -193,7 +196,7 @@ def _newton_schulz_impl(
     if G.numel() == 0:
         return torch.zeros(G.shape, dtype=wd, device=G.device)
     track = torch.is_grad_enabled() and G.requires_grad
-    X, tall, lowp, f = _working_copy(G, wd, emulate)
+    X, tall, lowp, f = _working_copy(G, wd, emulate, eps)
     X = _normalise(X, safety, eps, lowp, inplace=not track, f=f)
     if track:
         X = _ns_iterate_functional(X, coeffs, lowp)

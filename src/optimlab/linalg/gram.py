@@ -128,7 +128,7 @@ def gram_newton_schulz(
         return _newton_schulz_impl(G, coeffs, norm_safety(schedule), wd, eps, emulate)
     if G.numel() == 0:
         return torch.zeros(G.shape, dtype=wd, device=G.device)
-    X, tall, lowp, f = _working_copy(G, wd, emulate)
+    X, tall, lowp, f = _working_copy(G, wd, emulate, eps, power=2 if precondition == "aol" else 1)
     R = None
     if precondition == "aol":
         mm, _ = _mm_ops(X)

@@ -9,6 +9,10 @@ every later operation (products, sums, square roots, quotients) commutes exactly
 ordinary inputs the results are bit for bit those of the unscaled formula; an additive constant ``eps``
 of the formula becomes ``eps·f`` (or ``eps·f²`` where it is added to squares). No host synchronisation:
 ``k`` stays a tensor.
+
+Tiny inputs are scaled up only as far as ``eps·f^power`` stays representable: beyond that the constant
+dominates the sum anyway (``x² + eps`` with ``x² ≪ eps``), the unscaled formula is accurate, and the
+identity above must stay exact.
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ def _exponent_range(dtype: torch.dtype) -> tuple[int, int]:
     return -math.floor(math.log2(fi.max)), -round(math.log2(fi.tiny))
 
 
-def pow2_scale(X: Tensor, dim: int | tuple[int, ...] = (-2, -1)) -> Tensor:
+def pow2_scale(X: Tensor, dim: int | tuple[int, ...] = (-2, -1), eps: float = 0.0, power: int = 1,
+               eps_dtype: torch.dtype | None = None) -> Tensor:
     """``f = 2^-k`` (in ``X.dtype``, reduced dims kept) with ``max|X| ∈ [2^(k-1), 2^k)`` over ``dim``.
 
     ``X·f`` then has its largest entry in ``[0.5, 1)``, except where ``k`` is clamped so that ``f``
-    stays a normal number of the dtype (then in ``[2^-23, 4)``); a zero slice gets ``f = 1``.
+    stays a normal number of the dtype (then in ``[2^-23, 4)``), or so that ``eps·f^power`` (the
+    rescaled additive constant of the formula) stays below a quarter of the largest value of
+    ``eps_dtype`` (the dtype the constant is used in; ``X.dtype`` if None); a zero slice gets ``f = 1``.
     ``X`` is read without autograd (``f`` is a constant).
     """
     amax = X.detach().abs().amax(dim=dim, keepdim=True)
@@ -39,7 +46,10 @@ def pow2_scale(X: Tensor, dim: int | tuple[int, ...] = (-2, -1)) -> Tensor:
         amax = amax.float()  # frexp of half types is not implemented everywhere; the exponent is the same
     k = torch.frexp(amax).exponent
     lo, hi = _exponent_range(X.dtype)
-    return torch.ldexp(torch.ones_like(amax, dtype=X.dtype), -k.clamp(lo, hi))
+    if eps > 0:  # f <= 2^c with eps·2^(c·power) <= max/4
+        top = math.log2(torch.finfo(eps_dtype or X.dtype).max) - 2 - math.log2(eps)
+        lo = max(lo, -math.floor(top / power))
+    return torch.ldexp(torch.ones_like(amax, dtype=X.dtype), -k.clamp(min(lo, hi), hi))
 
 
 def scaled_eps(eps: float, f: Tensor, dtype: torch.dtype, power: int = 1, floor: bool = False) -> Tensor:

@@ -81,7 +81,7 @@ class DionLowRank(Transform):
         # The whole step is computed on B·f with f = 2^-k, 2^k >= max(|M|, |G|) per matrix: an exact
         # rescaling (bit-identical results for ordinary inputs) under which neither M + G nor B Q nor the
         # column norms of R can overflow. P and the update are scale-free; R and the buffer scale with f.
-        f = torch.minimum(pow2_scale(M), pow2_scale(G))
+        f = torch.minimum(pow2_scale(M), pow2_scale(G, eps=g["eps"]))
         B = M * f + G * f
         Q = torch.stack(qs).to(wd)
         P, R = power_iteration_step(B, Q)

@@ -39,7 +39,7 @@ def rms_align(X: Tensor, eps: float) -> Tensor:
     """``X · 0.2·sqrt(rows·cols) / ‖X‖_F`` per matrix: every matrix gets RMS 0.2 (the norm floored at eps)."""
     rows, cols = X.shape[-2], X.shape[-1]
     # on X·f (f an exact power of two, max|X·f| ~ 1) the norm cannot overflow: same result, bit for bit
-    f = pow2_scale(X)
+    f = pow2_scale(X, eps=eps)
     X = X * f
     nrm = torch.maximum(torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True), scaled_eps(eps, f, X.dtype, floor=True))
     return X * (RMS_TARGET * math.sqrt(rows * cols) / nrm)
@@ -72,7 +72,7 @@ class Equilibrate(Transform):
         # Squares of X·f (f = 2^-k, max|X·f| ~ 1) cannot overflow or underflow; with eps·f² in place of
         # eps, X·f·D'^{-1/2} = X·D^{-1/2} exactly (one factor f more for "rc", whose result scales as 1/X).
         # The floor at the smallest normal number maps a zero row to zero even with eq_eps = 0.
-        f = pow2_scale(X)
+        f = pow2_scale(X, eps=eps, power=2)
         X.mul_(f)
         sq = X.square()
         eps_f = scaled_eps(eps, f, X.dtype, power=2, floor=True)
@@ -162,7 +162,7 @@ class TrustRegionDirection(Transform):
             self._sign.update(b)
         else:
             X = stack_matrices(b.updates)
-            f = pow2_scale(X)  # exact rescaling: the norm of X·f neither overflows nor underflows
+            f = pow2_scale(X, eps=b.group["eps"])  # exact rescaling: ‖X·f‖ neither overflows nor underflows
             X.mul_(f)
             nrm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
             X.div_(torch.maximum(nrm, scaled_eps(b.group["eps"], f, X.dtype, floor=True)))

@@ -130,7 +130,7 @@ class CoshRMSNormalize(_FlattenedMap):
     def update(self, b: Bucket) -> None:
         X, _ = _stack(b)
         # X·f / (‖X·f‖ + 1e-7·f) = X / (‖X‖ + 1e-7) exactly, and ‖X·f‖ neither overflows nor underflows
-        f = pow2_scale(X)
+        f = pow2_scale(X, eps=1e-7)
         X = X * f
         G = X / (torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True) + scaled_eps(1e-7, f, X.dtype, floor=True))
         rms = torch.cosh(G).square().mean(dim=(-2, -1), keepdim=True).sqrt()

@@ -65,7 +65,7 @@ class RowNormalize(Transform):
         X = _stack(b, "row_norm")
         dim = -1 if self.axis == "row" else -2
         # per unit, X·f / (‖X·f‖ + eps·f) = X / (‖X‖ + eps) exactly, with no overflow in the squares
-        f = pow2_scale(X, dim)
+        f = pow2_scale(X, dim, eps=b.group["eps"])
         X = X * f
         norms = torch.linalg.vector_norm(X, dim=dim, keepdim=True)
         set_matrices(b, X / (norms + scaled_eps(b.group["eps"], f, X.dtype, floor=True)))
@@ -96,7 +96,7 @@ def one_sided_polar(M: Tensor, side: str, eps: float, alpha: float) -> Tensor:
     A = M.to(work)
     # The Gram matrix of A·f (f = 2^-k, max|A·f| ~ 1) cannot overflow; with eps·f² for eps the polar part
     # is unchanged bit for bit, and ν = ν_f / f.
-    f = pow2_scale(A)
+    f = pow2_scale(A, eps=eps, power=2)
     A = A * f
     C = A.mT @ A if side == "right" else A @ A.mT
     lam, V = torch.linalg.eigh(C)
