@@ -16,6 +16,10 @@ processed as its transpose, so the Gram matrix is the small ``m x m`` one)::
         B = b A + c A A                                # one addmm / baddbmm (beta=b, alpha=c)
         X = a X + B X                                  # one addmm / baddbmm (beta=a)
 
+The input is first multiplied by an exact power of two ``2^-k`` per matrix (max entry in [0.5, 1),
+``eps`` scaled to match; see ``scaling.py``): the cast to ``dtype`` and ``||G||_F`` can then neither
+overflow (1e20 in float32) nor underflow (1e-20), and ordinary results are unchanged bit for bit.
+
 Every op rounds its result to the working dtype, exactly like torch's
 ``_zeropower_via_newtonschulz`` (for 2-D bfloat16 input and the "jordan" schedule the native
 path reproduces it bit for bit; the tests check this).  The "polar_express" schedule

@@ -53,6 +53,8 @@ class DionLowRank(Transform):
     parameter's dtype; the arithmetic runs in float32 (float64 for float64 parameters). Conv kernels
     are flattened to ``(out, in·kh·kw)``. The shape factor ``sqrt(m/n)`` (fan-out over fan-in) is the
     one of the reference implementation (``dion_simple.py`` in github.com/microsoft/dion).
+    Numerics: the step runs on ``(M + G)·2^-k`` (exact; no overflow in ``M + G``, ``B Q`` or the column
+    norms), and the buffer saturates at ±max/2 of its dtype where its exact value does not fit.
     """
 
     name = "dion"

@@ -53,7 +53,9 @@ class PionRotation(Transform):
 
     State per parameter (in its dtype): ``exp_avg_out``/``exp_avg_sq_out`` (m × m) and
     ``exp_avg_in``/``exp_avg_sq_in`` (n × n) for the flattened ``(m, n)`` matrix. No weight decay: a
-    shrink would change the spectrum Pion preserves.
+    shrink would change the spectrum Pion preserves. Numerics: the generators are formed from
+    ``g·2^-k`` (no overflow, no inf − inf) and saturate at ±max/2 of the state dtype; ``v`` then follows
+    torch's Adam (``inf`` when ``G²`` overflows, making that entry of ``A`` zero).
     """
 
     name = "pion"

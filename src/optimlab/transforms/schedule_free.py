@@ -68,6 +68,8 @@ class ScheduleFree(Transform):
     Schedule-Free AdamW's Algorithm 1 does in place of Adam's bias corrections. ``decay_at``: ``"y"``
     (the paper's SF-SGD/AdamW: ``λ·y`` joins the update) or ``"z"`` (``z ← (1 − lr·λ)·z``: decay at the fast
     iterate, SF-NorMuon). State: ``z``, ``x`` (like the parameter) and the scalar ``weight_sum``.
+    ``z`` saturates at ±max/2 of its dtype when a step would take it beyond the range (no ±inf, hence no
+    NaN in the average).
     """
 
     name = "schedule_free"

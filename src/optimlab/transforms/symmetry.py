@@ -91,7 +91,10 @@ def one_sided_polar(M: Tensor, side: str, eps: float, alpha: float) -> Tensor:
     dims, with ``ν = ⟨M, polar⟩ = tr(C (C + εI)^{-1/2})`` (C the Gram matrix) floored at ε.
 
     The inverse square root is exact (``eigh``) in float64 for float64 input, else float32: the Gram
-    matrix is the small side's (``n × n`` for right, ``m × m`` for left), as for a tall embedding."""
+    matrix is the small side's (``n × n`` for right, ``m × m`` for left), as for a tall embedding.
+    Numerics: computed on ``M·2^-k`` (max entry ~1, ε scaled to match: the same result, without overflow
+    of the Gram matrix); eigenvalues within rounding of zero (``k·eps·λ_max``) are null directions and map
+    to 0; ``ν^α`` saturates at half the largest value of ``M.dtype`` when the exact value does not fit."""
     work = torch.float64 if M.dtype == torch.float64 else torch.float32
     A = M.to(work)
     # The Gram matrix of A·f (f = 2^-k, max|A·f| ~ 1) cannot overflow; with eps·f² for eps the polar part
