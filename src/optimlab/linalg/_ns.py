@@ -13,6 +13,8 @@ import numbers
 import torch
 from torch import Tensor
 
+from .scaling import pow2_scale, scaled_eps
+
 _LOWP = (torch.bfloat16, torch.float16)
 
 
@@ -85,11 +87,17 @@ def _mm_ops(X: Tensor):
     return (torch.bmm, torch.baddbmm) if X.dim() == 3 else (torch.mm, torch.addmm)
 
 
-def _working_copy(G: Tensor, wd: torch.dtype, emulate: bool) -> tuple[Tensor, bool, torch.dtype | None]:
-    """Our own wide-oriented working buffer for ``G`` (..., m, n): (X, tall, lowp).
+def _working_copy(G: Tensor, wd: torch.dtype, emulate: bool, eps: float = 0.0,
+                  power: int = 1) -> tuple[Tensor, bool, torch.dtype | None, Tensor]:
+    """Our own wide-oriented working buffer for ``G`` (..., m, n): (X, tall, lowp, f).
 
-    The one copy: a fresh buffer in the compute dtype.  ``copy=True`` guarantees we never alias
-    G - torch.optim.Muon's ``grad.bfloat16()`` returns G itself for bf16 input and its in-place
+    The one copy: a fresh buffer in the compute dtype holding ``G·f``, ``f = 2^-k`` per matrix with
+    ``max|G·f|`` in [0.5, 1) (:func:`~optimlab.linalg.scaling.pow2_scale`): exact, so ordinary results
+    are unchanged bit for bit, while the cast to ``wd`` and the norms / Gram matrices computed next can
+    neither overflow nor underflow (1e20 in float32 squared is inf; 1e5 does not fit float16).  The
+    caller scales its additive constant by ``f`` (``eps·f``, or ``eps·f²`` next to squares: ``power``),
+    which bounds how far a tiny ``G`` is scaled up (see ``scaling.py``).  Never an
+    alias of G - torch.optim.Muon's ``grad.bfloat16()`` returns G itself for bf16 input and its in-place
     ``div_`` then corrupts the caller's momentum buffer.  A tall input is returned as the ``.mT``
     view of a wide buffer, so the Gram matrix is the small one.  Leading dims are flattened to one.
     """
@@ -97,13 +105,16 @@ def _working_copy(G: Tensor, wd: torch.dtype, emulate: bool) -> tuple[Tensor, bo
     lowp = wd if emulate else None
     cd = torch.float32 if emulate else wd  # dtype of the working buffers
     X = G if G.ndim == 2 else G.reshape(-1, m, n)
+    # eps·f^power must fit the dtype the floor is applied in (wd: lowp's range is the narrower one)
+    f = pow2_scale(X, eps=eps, power=power, eps_dtype=wd)
+    X = X * f  # a fresh tensor in G's dtype, before any cast that could overflow
     if emulate:
-        X = X.to(wd)  # round to the working precision first (a no-op alias if G is already wd)
-    X = X.to(cd, copy=True)
+        X = X.to(wd)  # round to the working precision first
+    X = X.to(cd)
     tall = m > n
     if tall:
         X = X.mT
-    return X, tall, lowp
+    return X, tall, lowp, f
 
 
 def _finish(X: Tensor, G: Tensor, wd: torch.dtype, tall: bool, emulate: bool) -> Tensor:
@@ -115,15 +126,18 @@ def _finish(X: Tensor, G: Tensor, wd: torch.dtype, tall: bool, emulate: bool) ->
     return X.reshape(G.shape)
 
 
-def _normalise(X: Tensor, safety: float | None, eps: float, lowp: torch.dtype | None, inplace: bool) -> Tensor:
-    # Same op sequence as torch.optim.Muon: norm in the working dtype, clamp, divide.
+def _normalise(X: Tensor, safety: float | None, eps: float, lowp: torch.dtype | None, inplace: bool,
+               f: Tensor) -> Tensor:
+    # Same op sequence as torch.optim.Muon: norm in the working dtype, clamp, divide. X holds G·f
+    # (see _working_copy), so the floor eps becomes eps·f: X/max(‖X‖, eps·f) = G/max(‖G‖, eps) exactly.
     nrm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
     if lowp is not None:  # emulated low precision: do the (tiny) scalar ops natively in lowp
         nrm = nrm.to(lowp)
+    eps_f = scaled_eps(eps, f, nrm.dtype, floor=True).view(nrm.shape)
     if safety is None:
-        nrm = nrm.clamp(min=eps)
+        nrm = torch.maximum(nrm, eps_f)
     else:  # Polar Express, Algorithm 1: X / (1.01 ||X||_F + 1e-7)
-        nrm = nrm * safety + eps
+        nrm = nrm * safety + eps_f
     if lowp is not None:
         nrm = nrm.to(X.dtype)
     if not inplace:
@@ -182,8 +196,8 @@ def _newton_schulz_impl(
     if G.numel() == 0:
         return torch.zeros(G.shape, dtype=wd, device=G.device)
     track = torch.is_grad_enabled() and G.requires_grad
-    X, tall, lowp = _working_copy(G, wd, emulate)
-    X = _normalise(X, safety, eps, lowp, inplace=not track)
+    X, tall, lowp, f = _working_copy(G, wd, emulate, eps)
+    X = _normalise(X, safety, eps, lowp, inplace=not track, f=f)
     if track:
         X = _ns_iterate_functional(X, coeffs, lowp)
     else:
@@ -191,15 +205,19 @@ def _newton_schulz_impl(
     return _finish(X, G, wd, tall, emulate)
 
 
-def _aol_scale(X: Tensor, A: Tensor, eps: float, lowp: torch.dtype | None) -> tuple[Tensor, Tensor]:
+def _aol_scale(X: Tensor, A: Tensor, eps: float, lowp: torch.dtype | None, f: Tensor) -> tuple[Tensor, Tensor]:
     """AOL rescaling of wide ``X`` given its Gram matrix ``A = X Xᵀ`` (out of place).
 
     ``s_i = (Σ_j |A_ij|)^(-1/2)`` (floored at ``eps`` before the root so a zero row stays zero
     instead of dividing by zero); returns ``(diag(s) X, diag(s) A diag(s))`` - the second is the Gram
     matrix of the first, so the first Newton–Schulz step needs no new ``X Xᵀ`` product.
     Prach & Lampert (arXiv:2208.03160) prove ``||diag(s) X||_2 <= 1`` (Gershgorin on the scaled Gram).
+    ``X`` holds ``G·f`` (see :func:`_working_copy`), so the floor on the row sums of ``A`` is ``eps·f²``,
+    kept at least the smallest normal number (a zero row then gives ``0·finite``, never ``0·inf``).
     """
-    s = torch.rsqrt(A.abs().sum(dim=-1).clamp(min=eps))
+    rows = A.abs().sum(dim=-1)
+    floor = scaled_eps(eps, f, rows.dtype, power=2, floor=True).view(*f.shape[:-2], 1)
+    s = torch.rsqrt(torch.maximum(rows, floor))
     s = _rnd(s, lowp)
     X = _rnd(X * s.unsqueeze(-1), lowp)
     A = _rnd(A * s.unsqueeze(-1) * s.unsqueeze(-2), lowp)

@@ -58,10 +58,10 @@ def _aol_impl(G: Tensor, coeffs: list[tuple[float, float, float]], wd: torch.dty
     if G.numel() == 0:
         return torch.zeros(G.shape, dtype=wd, device=G.device)
     track = torch.is_grad_enabled() and G.requires_grad
-    X, tall, lowp = _working_copy(G, wd, emulate)
+    X, tall, lowp, f = _working_copy(G, wd, emulate, eps, power=2)
     mm, addmm = _mm_ops(X)
     A = _rnd(mm(X, X.mT), lowp)
-    X, A = _aol_scale(X, A, eps, lowp)
+    X, A = _aol_scale(X, A, eps, lowp, f)
     if coeffs:
         # The first step reuses the rescaled Gram matrix: this is where AOL costs almost nothing.
         a, b, c = coeffs[0]

@@ -128,12 +128,12 @@ def gram_newton_schulz(
         return _newton_schulz_impl(G, coeffs, norm_safety(schedule), wd, eps, emulate)
     if G.numel() == 0:
         return torch.zeros(G.shape, dtype=wd, device=G.device)
-    X, tall, lowp = _working_copy(G, wd, emulate)
+    X, tall, lowp, f = _working_copy(G, wd, emulate, eps, power=2 if precondition == "aol" else 1)
     R = None
     if precondition == "aol":
         mm, _ = _mm_ops(X)
-        X, R = _aol_scale(X, _rnd(mm(X, X.mT), lowp), eps, lowp)
+        X, R = _aol_scale(X, _rnd(mm(X, X.mT), lowp), eps, lowp, f)
     else:
-        X = _normalise(X, norm_safety(schedule), eps, lowp, inplace=False)
+        X = _normalise(X, norm_safety(schedule), eps, lowp, inplace=False, f=f)
     X = _gram_iterate(X, coeffs, restarts, lowp, R)
     return _finish(X, G, wd, tall, emulate)

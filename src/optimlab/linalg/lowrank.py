@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .scaling import pow2_scale
+
 __all__ = ["orthonormal_basis", "column_normalize", "power_iteration_step", "range_finder",
            "subspace_distance", "work_dtype"]
 
@@ -48,8 +50,10 @@ def orthonormal_basis(P: Tensor) -> Tensor:
     return Q.to(P.dtype)
 
 
-def column_normalize(R: Tensor, eps: float = 1e-8) -> Tensor:
-    """``R / (‖R[:, j]‖₂ + eps)`` column by column (Dion's ``ColumnNormalize``); a zero column stays zero."""
+def column_normalize(R: Tensor, eps: float | Tensor = 1e-8) -> Tensor:
+    """``R / (‖R[:, j]‖₂ + eps)`` column by column (Dion's ``ColumnNormalize``); a zero column stays zero.
+
+    ``eps`` may be a tensor broadcasting against the ``(..., 1, r)`` column norms (a rescaled ``eps``)."""
     R = _check(R, "column_normalize")
     return R / (torch.linalg.vector_norm(R, dim=-2, keepdim=True) + eps)
 
@@ -67,7 +71,8 @@ def power_iteration_step(B: Tensor, Q: Tensor) -> tuple[Tensor, Tensor]:
     if B.shape[-1] != Q.shape[-2]:
         raise ValueError(f"power_iteration_step: B is {tuple(B.shape)} but Q is {tuple(Q.shape)}; "
                          f"need Q.shape[-2] == B.shape[-1]")
-    P = orthonormal_basis(B @ Q)
+    # span(B Q) = span(B·f Q): the exact power-of-two rescaling keeps the product from overflowing
+    P = orthonormal_basis((B * pow2_scale(B)) @ Q)
     return P, B.mT @ P
 
 
@@ -88,6 +93,7 @@ def range_finder(A: Tensor, rank: int, *, iters: int = 2, oversample: int = 5,
         raise ValueError(f"range_finder: iters must be an int >= 0, got {iters!r}")
     wd = work_dtype(A.dtype)
     X = A.to(wd)
+    X = X * pow2_scale(X)  # every output is a basis (scale-free): exact rescaling, no overflow in X Ω
     k = min(rank + max(0, int(oversample)), min(m, n))
     omega = torch.randn((*A.shape[:-2], n, k), generator=generator, dtype=wd, device="cpu").to(A.device)
     Q = orthonormal_basis(X @ omega)

@@ -16,6 +16,10 @@ processed as its transpose, so the Gram matrix is the small ``m x m`` one)::
         B = b A + c A A                                # one addmm / baddbmm (beta=b, alpha=c)
         X = a X + B X                                  # one addmm / baddbmm (beta=a)
 
+The input is first multiplied by an exact power of two ``2^-k`` per matrix (max entry in [0.5, 1),
+``eps`` scaled to match; see ``scaling.py``): the cast to ``dtype`` and ``||G||_F`` can then neither
+overflow (1e20 in float32) nor underflow (1e-20), and ordinary results are unchanged bit for bit.
+
 Every op rounds its result to the working dtype, exactly like torch's
 ``_zeropower_via_newtonschulz`` (for 2-D bfloat16 input and the "jordan" schedule the native
 path reproduces it bit for bit; the tests check this).  The "polar_express" schedule
@@ -58,6 +62,7 @@ from ._ns import (
 from .aol import aol_newton_schulz
 from .gram import gram_newton_schulz
 from .qdwh import qdwh
+from .scaling import pow2_scale
 from .schedules import SCHEDULES, norm_safety, ns_coefficients
 
 __all__ = [
@@ -125,7 +130,10 @@ def polar_svd(G: Tensor) -> Tensor:
     m, n = G.shape[-2], G.shape[-1]
     if G.numel() == 0:
         return torch.zeros(G.shape, dtype=G.dtype, device=G.device)
-    U, S, Vh = torch.linalg.svd(G.to(torch.float64), full_matrices=False)
+    G64 = G.to(torch.float64)
+    # the polar factor is scale-free: an exact power-of-two rescaling keeps the SVD in range (1e300 in
+    # float64) without changing ordinary results
+    U, S, Vh = torch.linalg.svd(G64 * pow2_scale(G64), full_matrices=False)
     tol = S.amax(dim=-1, keepdim=True) * (max(m, n) * torch.finfo(G.dtype).eps)
     keep = (S > tol).to(torch.float64)
     return ((U * keep.unsqueeze(-2)) @ Vh).to(G.dtype)

@@ -44,6 +44,7 @@ import torch
 from torch import Tensor
 
 from ._ns import _check_matrix
+from .scaling import pow2_scale
 
 __all__ = ["qdwh", "qdwh_coefficients", "schatten_direction", "QDWH_L0"]
 
@@ -153,6 +154,10 @@ def schatten_direction(G: Tensor, q: float, *, backend: str = "qdwh", l0: float 
     m, n = G.shape[-2], G.shape[-1]
     if G.numel() == 0:
         return torch.zeros(G.shape, dtype=out_dtype, device=G.device)
+    # The map is scale-free (σ/‖σ‖_q, a relative rank tolerance): work on G·2^-k, max|G·2^-k| ~ 1, so
+    # that neither the SVD nor H = Uᵀ G (whose eigenvalues are the σ) can overflow; exact for ordinary G.
+    G = G.to(wd)
+    G = G * pow2_scale(G)
     if backend == "svd":
         U, lam, Vh = torch.linalg.svd(G.to(wd), full_matrices=False)
         V = Vh.mT

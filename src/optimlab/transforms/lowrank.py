@@ -24,6 +24,7 @@ import torch
 from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
 from ..linalg.lowrank import column_normalize, power_iteration_step, work_dtype
+from ..linalg.scaling import pow2_scale, saturate, scaled_eps
 from .orthogonalize import matrix_view
 
 __all__ = ["DionLowRank", "dion_rank", "dion_initial_q"]
@@ -52,6 +53,8 @@ class DionLowRank(Transform):
     parameter's dtype; the arithmetic runs in float32 (float64 for float64 parameters). Conv kernels
     are flattened to ``(out, in·kh·kw)``. The shape factor ``sqrt(m/n)`` (fan-out over fan-in) is the
     one of the reference implementation (``dion_simple.py`` in github.com/microsoft/dion).
+    Numerics: the step runs on ``(M + G)·2^-k`` (exact; no overflow in ``M + G``, ``B Q`` or the column
+    norms), and the buffer saturates at ±max/2 of its dtype where its exact value does not fit.
     """
 
     name = "dion"
@@ -76,13 +79,21 @@ class DionLowRank(Transform):
         wd = work_dtype(b.params[0].dtype)
         bufs, qs = b.state(self, "momentum_buffer"), b.state(self, "Q")
         G = torch.stack([matrix_view(x).to(wd) for x in b.updates])
-        B = torch.stack([matrix_view(x).to(wd) for x in bufs]) + G
+        M = torch.stack([matrix_view(x).to(wd) for x in bufs])
+        # The whole step is computed on B·f with f = 2^-k, 2^k >= max(|M|, |G|) per matrix: an exact
+        # rescaling (bit-identical results for ordinary inputs) under which neither M + G nor B Q nor the
+        # column norms of R can overflow. P and the update are scale-free; R and the buffer scale with f.
+        f = torch.minimum(pow2_scale(M), pow2_scale(G, eps=g["eps"]))
+        B = M * f + G * f
         Q = torch.stack(qs).to(wd)
         P, R = power_iteration_step(B, Q)
         B.baddbmm_(P, R.mT, alpha=-(1.0 - g["momentum"]))  # error feedback: B becomes the new M
-        Q_new = column_normalize(R, g["eps"])
+        Q_new = column_normalize(R, scaled_eps(g["eps"], f, wd, floor=True))
         U = P @ Q_new.mT
-        for buf, q, m_new, q_new in zip(bufs, qs, B.unbind(0), Q_new.unbind(0)):
+        # The buffer is a sum of gradients (like torch.optim.SGD's momentum, ~G/(1−μ)): near the top of
+        # the range its exact value does not fit the dtype; it saturates at ±max/2 instead of reaching inf.
+        M_new = saturate(B / f, bufs[0].dtype)
+        for buf, q, m_new, q_new in zip(bufs, qs, M_new.unbind(0), Q_new.unbind(0)):
             buf.copy_(m_new.reshape(buf.shape))
             q.copy_(q_new)
         p0 = b.params[0]

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
+from ..linalg.scaling import pow2_scale, scaled_eps
 from .orthogonalize import Orthogonalize, set_matrices, stack_matrices
 from .sign import Sign
 
@@ -37,7 +38,10 @@ RMS_TARGET = 0.2
 def rms_align(X: Tensor, eps: float) -> Tensor:
     """``X · 0.2·sqrt(rows·cols) / ‖X‖_F`` per matrix: every matrix gets RMS 0.2 (the norm floored at eps)."""
     rows, cols = X.shape[-2], X.shape[-1]
-    nrm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).clamp_min(eps)
+    # on X·f (f an exact power of two, max|X·f| ~ 1) the norm cannot overflow: same result, bit for bit
+    f = pow2_scale(X, eps=eps)
+    X = X * f
+    nrm = torch.maximum(torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True), scaled_eps(eps, f, X.dtype, floor=True))
     return X * (RMS_TARGET * math.sqrt(rows * cols) / nrm)
 
 
@@ -65,13 +69,19 @@ class Equilibrate(Transform):
     def update(self, b: Bucket) -> None:
         mode, eps = b.group["equilibrate"], b.group["eq_eps"]
         X = stack_matrices(b.updates)
+        # Squares of X·f (f = 2^-k, max|X·f| ~ 1) cannot overflow or underflow; with eps·f² in place of
+        # eps, X·f·D'^{-1/2} = X·D^{-1/2} exactly (one factor f more for "rc", whose result scales as 1/X).
+        # The floor at the smallest normal number maps a zero row to zero even with eq_eps = 0.
+        f = pow2_scale(X, eps=eps, power=2)
+        X.mul_(f)
         sq = X.square()
+        eps_f = scaled_eps(eps, f, X.dtype, power=2, floor=True)
         scale = None
         if "r" in mode:
-            scale = (sq.sum(-1, keepdim=True) + eps).rsqrt()
+            scale = (sq.sum(-1, keepdim=True) + eps_f).rsqrt()
         if "c" in mode:
-            col = (sq.sum(-2, keepdim=True) + eps).rsqrt()
-            scale = col if scale is None else scale * col
+            col = (sq.sum(-2, keepdim=True) + eps_f).rsqrt()
+            scale = col if scale is None else scale * col * f
         X.mul_(scale)
         set_matrices(b, X)
 
@@ -152,5 +162,8 @@ class TrustRegionDirection(Transform):
             self._sign.update(b)
         else:
             X = stack_matrices(b.updates)
-            X.div_(torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).clamp_min(b.group["eps"]))
+            f = pow2_scale(X, eps=b.group["eps"])  # exact rescaling: ‖X·f‖ neither overflows nor underflows
+            X.mul_(f)
+            nrm = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
+            X.div_(torch.maximum(nrm, scaled_eps(b.group["eps"], f, X.dtype, floor=True)))
             set_matrices(b, X)

@@ -28,6 +28,7 @@ from torch import Tensor
 from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
 from ..linalg.lowrank import work_dtype
+from ..linalg.scaling import pow2_scale, saturate
 from .orthogonalize import matrix_view
 
 __all__ = ["PionRotation", "rotation", "ROTATION_MAPS"]
@@ -52,7 +53,9 @@ class PionRotation(Transform):
 
     State per parameter (in its dtype): ``exp_avg_out``/``exp_avg_sq_out`` (m × m) and
     ``exp_avg_in``/``exp_avg_sq_in`` (n × n) for the flattened ``(m, n)`` matrix. No weight decay: a
-    shrink would change the spectrum Pion preserves.
+    shrink would change the spectrum Pion preserves. Numerics: the generators are formed from
+    ``g·2^-k`` (no overflow, no inf − inf) and saturate at ±max/2 of the state dtype; ``v`` then follows
+    torch's Adam (``inf`` when ``G²`` overflows, making that entry of ``A`` zero).
     """
 
     name = "pion"
@@ -83,7 +86,10 @@ class PionRotation(Transform):
     def _moments(self, b: Bucket, side: str, G: Tensor) -> Tensor:
         beta1, beta2 = b.group["betas"]
         m, v = b.state(self, f"exp_avg_{side}"), b.state(self, f"exp_avg_sq_{side}")
-        Gs = [x.to(m[0].dtype) for x in G.unbind(0)]
+        # G is a product of the gradient and the weights: near the top of the range its exact value may
+        # not fit the state dtype. It saturates at ±max/2 (then v = inf, as in torch's Adam, and that entry
+        # of A is 0) rather than reaching inf, where m/sqrt(v) = inf/inf would be NaN.
+        Gs = [x.to(m[0].dtype) for x in saturate(G, m[0].dtype).unbind(0)]
         torch._foreach_lerp_(m, Gs, 1 - beta1)
         torch._foreach_mul_(v, beta2)
         torch._foreach_addcmul_(v, Gs, Gs, value=1 - beta2)
@@ -95,8 +101,12 @@ class PionRotation(Transform):
         wd = work_dtype(b.params[0].dtype)
         W = torch.stack([matrix_view(p).to(wd) for p in b.params])
         D = torch.stack([matrix_view(x).to(wd) for x in b.grads])
-        a_out = self._moments(b, "out", D @ W.mT - W @ D.mT)
-        a_in = self._moments(b, "in", W.mT @ D - D.mT @ W)
+        # generators from D·f (f = 2^-k, max|D·f| ~ 1: no overflow, no inf − inf), then divided by f:
+        # exact, so ordinary results are unchanged bit for bit
+        f = pow2_scale(D)
+        D = D * f
+        a_out = self._moments(b, "out", (D @ W.mT - W @ D.mT) / f)
+        a_in = self._moments(b, "in", (W.mT @ D - D.mT @ W) / f)
         if g["lr"] == 0:
             return
         rows, cols = W.shape[-2], W.shape[-1]

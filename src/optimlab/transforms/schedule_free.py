@@ -68,6 +68,8 @@ class ScheduleFree(Transform):
     Schedule-Free AdamW's Algorithm 1 does in place of Adam's bias corrections. ``decay_at``: ``"y"``
     (the paper's SF-SGD/AdamW: ``λ·y`` joins the update) or ``"z"`` (``z ← (1 − lr·λ)·z``: decay at the fast
     iterate, SF-NorMuon). State: ``z``, ``x`` (like the parameter) and the scalar ``weight_sum``.
+    ``z`` saturates at ±max/2 of its dtype when a step would take it beyond the range (no ±inf, hence no
+    NaN in the average).
     """
 
     name = "schedule_free"
@@ -133,6 +135,12 @@ class ScheduleFree(Transform):
                 torch._foreach_mul_(z, 1 - g["lr"] * lam)
             if gamma != 0:
                 torch._foreach_add_(z, ui, alpha=-gamma)
+                # z is a plain SGD iterate: with a huge step its exact value may not fit the dtype. It
+                # saturates at ±max/2 (finite, sign kept) instead of reaching ±inf, where the average
+                # lerp(x, z, c) would compute inf − inf = NaN; the half keeps z − x finite too.
+                big = 0.5 * torch.finfo(z[0].dtype).max
+                torch._foreach_clamp_max_(z, big)
+                torch._foreach_clamp_min_(z, -big)
             if c != 0:
                 torch._foreach_lerp_(x, z, c)
             interpolate(p, z, x, beta)

@@ -17,6 +17,7 @@ from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
 from ..linalg.lowrank import work_dtype
 from ..linalg.orthogonalize import newton_schulz
+from ..linalg.scaling import pow2_scale, saturate, scaled_eps
 from ..linalg.schedules import JORDAN
 from .orthogonalize import Orthogonalize, set_matrices, stack_matrices
 from .subset import step_generator
@@ -98,7 +99,9 @@ class RandomSpectrum(_FlattenedMap):
             coeffs, bound = KAON_CHAOTIC
             out = newton_schulz(X, g["kaon_steps"], [coeffs], dtype=wd, eps=1e-7) / bound
         else:
-            U, S, Vh = torch.linalg.svd(X, full_matrices=False)
+            # singular vectors and the relative rank tolerance do not depend on the scale: an exact
+            # power-of-two rescaling keeps the SVD away from over/underflow at no change for ordinary inputs
+            U, S, Vh = torch.linalg.svd(X * pow2_scale(X), full_matrices=False)
             order = {id(p): i for i, p in enumerate(g["params"])}
             k = S.shape[-1]
             xi = torch.stack([kaon_noise(g["kaon_seed"], s, order[id(p)], k, g["kaon_low"], g["kaon_high"])
@@ -126,7 +129,10 @@ class CoshRMSNormalize(_FlattenedMap):
 
     def update(self, b: Bucket) -> None:
         X, _ = _stack(b)
-        G = X / (torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True) + 1e-7)
+        # X·f / (‖X·f‖ + 1e-7·f) = X / (‖X‖ + 1e-7) exactly, and ‖X·f‖ neither overflows nor underflows
+        f = pow2_scale(X, eps=1e-7)
+        X = X * f
+        G = X / (torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True) + scaled_eps(1e-7, f, X.dtype, floor=True))
         rms = torch.cosh(G).square().mean(dim=(-2, -1), keepdim=True).sqrt()
         _unstack(b, G / (rms + 1e-8))
 
@@ -163,7 +169,9 @@ class OutlierClip(_FlattenedMap):
                                           low=0.0, high=1.0, low_open=True)}
 
     def update(self, b: Bucket) -> None:
-        X, _ = _stack(b)
+        # A heavy-ball momentum near the top of the range may have overflowed to ±inf (torch.optim.SGD's
+        # arithmetic): clip it at ±max/2 so that the quantile, and the Newton–Schulz step after, stay finite.
+        X = saturate(_stack(b)[0], b.params[0].dtype)
         eps = linear_quantile(X.abs().flatten(1), b.group["outlier_quantile"]) + 1e-9
         eps = eps.view(-1, 1, 1)
         _unstack(b, torch.minimum(torch.maximum(X, -eps), eps))

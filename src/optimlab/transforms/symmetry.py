@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
+from ..linalg.scaling import pow2_scale, scaled_eps
 from .orthogonalize import set_matrices, stack_matrices
 
 __all__ = ["RowNormalize", "CenterRows", "OneSidedPolar", "one_sided_polar"]
@@ -62,8 +63,12 @@ class RowNormalize(Transform):
 
     def update(self, b: Bucket) -> None:
         X = _stack(b, "row_norm")
-        norms = torch.linalg.vector_norm(X, dim=-1 if self.axis == "row" else -2, keepdim=True)
-        set_matrices(b, X / (norms + b.group["eps"]))
+        dim = -1 if self.axis == "row" else -2
+        # per unit, X·f / (‖X·f‖ + eps·f) = X / (‖X‖ + eps) exactly, with no overflow in the squares
+        f = pow2_scale(X, dim, eps=b.group["eps"])
+        X = X * f
+        norms = torch.linalg.vector_norm(X, dim=dim, keepdim=True)
+        set_matrices(b, X / (norms + scaled_eps(b.group["eps"], f, X.dtype, floor=True)))
 
 
 class CenterRows(Transform):
@@ -76,7 +81,9 @@ class CenterRows(Transform):
 
     def update(self, b: Bucket) -> None:
         X = _stack(b, "center")
-        set_matrices(b, X - X.mean(dim=-2, keepdim=True))
+        f = pow2_scale(X)  # the mean of X·f cannot overflow; dividing by f again is exact
+        X = X * f
+        set_matrices(b, (X - X.mean(dim=-2, keepdim=True)) / f)
 
 
 def one_sided_polar(M: Tensor, side: str, eps: float, alpha: float) -> Tensor:
@@ -84,16 +91,31 @@ def one_sided_polar(M: Tensor, side: str, eps: float, alpha: float) -> Tensor:
     dims, with ``ν = ⟨M, polar⟩ = tr(C (C + εI)^{-1/2})`` (C the Gram matrix) floored at ε.
 
     The inverse square root is exact (``eigh``) in float64 for float64 input, else float32: the Gram
-    matrix is the small side's (``n × n`` for right, ``m × m`` for left), as for a tall embedding."""
+    matrix is the small side's (``n × n`` for right, ``m × m`` for left), as for a tall embedding.
+    Numerics: computed on ``M·2^-k`` (max entry ~1, ε scaled to match: the same result, without overflow
+    of the Gram matrix); eigenvalues within rounding of zero (``k·eps·λ_max``) are null directions and map
+    to 0; ``ν^α`` saturates at half the largest value of ``M.dtype`` when the exact value does not fit."""
     work = torch.float64 if M.dtype == torch.float64 else torch.float32
     A = M.to(work)
+    # The Gram matrix of A·f (f = 2^-k, max|A·f| ~ 1) cannot overflow; with eps·f² for eps the polar part
+    # is unchanged bit for bit, and ν = ν_f / f.
+    f = pow2_scale(A, eps=eps, power=2)
+    A = A * f
     C = A.mT @ A if side == "right" else A @ A.mT
     lam, V = torch.linalg.eigh(C)
-    inv_sqrt = (V * (lam.clamp_min(0) + eps).rsqrt().unsqueeze(-2)) @ V.mT
+    eps_f = scaled_eps(eps, f, work, power=2, floor=True)[..., 0]  # (..., 1), against lam (..., k)
+    # Eigenvalues within rounding of zero (k·eps·λ_max, matrix_rank's tolerance) are null directions: their
+    # component of A is rounding noise, which (λ + ε)^{-1/2} would amplify once ε is small next to λ_max
+    # (a large gradient, or the rank-one centered router of two experts); they map to 0, as with an SVD.
+    tol = lam.amax(dim=-1, keepdim=True) * (lam.shape[-1] * torch.finfo(work).eps)
+    inv = torch.where(lam > tol, (lam.clamp_min(0) + eps_f).rsqrt(), torch.zeros_like(lam))
+    inv_sqrt = (V * inv.unsqueeze(-2)) @ V.mT
     P = A @ inv_sqrt if side == "right" else inv_sqrt @ A
     if alpha != 0:
-        nu = (A * P).sum(dim=(-2, -1), keepdim=True).clamp_min(eps)
-        P = P * nu.pow(alpha)
+        nu = torch.maximum((A * P).sum(dim=(-2, -1), keepdim=True), scaled_eps(eps, f, work)) / f
+        # ν^α grows with the gradient; beyond the parameter dtype's range it saturates at its largest
+        # finite value (halved: |P_ij| <= 1 up to rounding, so the step stays finite) instead of inf·0 = NaN.
+        P = P * nu.pow(alpha).clamp_max(0.5 * torch.finfo(M.dtype).max)
     return P.to(M.dtype)
 
 
