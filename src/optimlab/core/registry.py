@@ -139,7 +139,8 @@ def create(model_or_params: nn.Module | Iterable, name: str, *, head: str | Sequ
         if not groups:
             raise ValueError(f"{name}: the model has no trainable parameters")
     else:
-        routed = route_params(model_or_params, head=head, embedding=embedding, roles=roles, fine=fine, split=split)
+        routed = route_params(model_or_params, head=head, embedding=embedding, roles=roles, fine=fine,
+                              split=split)
         groups, assignment = routed.groups, routed.assignment
         if routed.suspects and _routing_matters(recipe):
             listed = "; ".join(f"tensor #{i} {why}" for i, why in routed.suspects)
@@ -157,7 +158,8 @@ def create(model_or_params: nn.Module | Iterable, name: str, *, head: str | Sequ
     return ChainOptimizer(groups, recipe, nonfinite=nonfinite, fused=fused)
 
 
-def _block_roles(recipe: Recipe, hparams: Mapping[str, Any], per_role: Mapping[str, Mapping[str, Any]]) -> set[str]:
+def _block_roles(recipe: Recipe, hparams: Mapping[str, Any],
+                 per_role: Mapping[str, Mapping[str, Any]]) -> set[str]:
     """Roles whose fused q/k/v weights get a group of their own with ``ortho_blocks``: those whose chain
     declares it (it orthogonalizes), unless the user set ``ortho_blocks`` for the role (1 opts out)."""
     out = set()
@@ -167,7 +169,8 @@ def _block_roles(recipe: Recipe, hparams: Mapping[str, Any], per_role: Mapping[s
         except ValueError:
             continue
         mine = per_role.get(role)
-        user = (isinstance(mine, Mapping) and BLOCKS_KEY in mine) or (recipe.is_main(role) and BLOCKS_KEY in hparams)
+        user = ((isinstance(mine, Mapping) and BLOCKS_KEY in mine)
+                or (recipe.is_main(role) and BLOCKS_KEY in hparams))
         if BLOCKS_KEY in specs and not user:
             out.add(role)
     return out

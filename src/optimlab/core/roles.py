@@ -284,7 +284,8 @@ def assign_roles(model: nn.Module, *, head: str | Sequence[str] | None = "auto",
     if head not in ("auto", None):
         for pid in _resolve(model, "head", head):
             claim(pid, "head", "explicit head=")
-    finer = fine_roles(model.named_parameters(), _module_kids(model), explicit) if fine else {}  # explicit rules win, so they are settled first
+    # explicit rules win, so they are settled first
+    finer = fine_roles(model.named_parameters(), _module_kids(model), explicit) if fine else {}
     head_id, head_why = _auto_head(model, owners, finer) if head == "auto" else (None, "")
 
     fused = {id(m.in_proj_weight) for m in model.modules()
