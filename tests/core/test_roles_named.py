@@ -34,8 +34,14 @@ class NanoGPT(nn.Module):
             self.lm_head.weight = self.transformer.wte.weight
 
 
+def time_embedded():
+    """A Linear stack inside a block named for embeddings (diffusion UNets' time_embed): no embedding."""
+    return nn.ModuleDict({"time_embed": nn.Sequential(nn.Linear(4, 16), nn.SiLU(), nn.Linear(16, 16)),
+                          "body": nn.Linear(16, 16), "out": nn.Linear(16, 3)})
+
+
 MODELS = {"gpt": TinyGPT, "gpt_tied": lambda: TinyGPT(tied=True), "mlp": mlp, "cnn": CNN,
-          "nanogpt_tied": NanoGPT, "nanogpt_untied": lambda: NanoGPT(tied=False)}
+          "nanogpt_tied": NanoGPT, "nanogpt_untied": lambda: NanoGPT(tied=False), "time_embed": time_embedded}
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -8,8 +8,10 @@ and shapes alone, in this order:
    ``embedding=`` / ``head=`` (a parameter name, or a module name meaning its ``.weight``); two rules with
    different roles, or a glob or name that matches nothing, is a ``ValueError``;
 2. ``ndim < 2`` → ``vector``;
-3. ``embedding``: a name with a part containing ``emb`` (``tok_emb``, ``embed_tokens``,
-   ``word_embeddings``) or equal to ``wte``, ``wpe`` or ``tok``. A tensor given under several names
+3. ``embedding``: a tensor whose *unit* (the module name before ``.weight``, or the tensor's own name)
+   contains ``emb`` (``tok_emb``, ``embed_tokens``, ``word_embeddings``, ``pos_embedding``) or is ``wte``,
+   ``wpe`` or ``tok`` — not ``time_embed.0.weight``, a Linear inside a block named for embeddings.
+   A tensor given under several names
    (``named_parameters(remove_duplicate=False)`` with a tied head) is one parameter, an embedding if any
    of its names says so;
 4. the fine roles (``router``, ``gate``, ``down``, ``expert``), for recipes that have them, by the same
@@ -22,6 +24,9 @@ and shapes alone, in this order:
    ``named_parameters()`` yields once, as the embedding);
 6. any other tensor with ``ndim >= 2`` → ``matrix``. A ``*.in_proj_weight`` of shape ``(3E, E)`` (fused
    q/k/v, ``nn.MultiheadAttention``'s) records 3 row blocks.
+
+Frozen tensors (``requires_grad=False``) are routed too — torch.optim keeps what it is given — but are
+never chosen as the head (with a module they are skipped).
 
 With a module, step 3 is "owned by ``nn.Embedding``" and step 5 "the tied / vocabulary-sized / last
 ``nn.Linear``"; on the usual layouts (GPT-style LMs tied or not, MLPs, CNNs, MoE blocks) both give the
@@ -40,7 +45,7 @@ over the named tensors of all such groups together — and split by role; one of
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -72,11 +77,14 @@ def _parts(name: str) -> list[str]:
 
 
 def _is_embedding_name(name: str) -> bool:
-    return any("emb" in c or c in ("wte", "wpe", "tok") for c in _parts(name))
+    # the unit only: ``time_embed.0.weight`` (a Linear inside a block named for embedding) is no embedding
+    unit = _parts(name)[-1]
+    return "emb" in unit or unit in ("wte", "wpe", "tok")
 
 
 def _is_positional(name: str) -> bool:
-    return any("pos" in c or c == "wpe" for c in _parts(name))
+    unit = _parts(name)[-1]
+    return "pos" in unit or unit == "wpe"
 
 
 def _is_head_name(name: str) -> bool:
@@ -97,7 +105,7 @@ def _resolve_names(names: Mapping[int, list[str]], what: str, spec: object) -> s
     return ids
 
 
-def _name_kids(all_names: Iterable[str]):
+def _name_kids(all_names: Iterable[str]) -> Callable[[str], set[str]]:
     kids: dict[str, set[str]] = {}
     for n in all_names:
         path = n.split(".")
