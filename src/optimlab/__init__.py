@@ -4,7 +4,8 @@
     print(optimlab.describe("muon"))
 """
 
-from .core import ChainOptimizer, Recipe, assign_roles, available, chain, create, describe, register
+from .core import ChainOptimizer, Recipe, RoleWarning, assign_roles, available, chain, create, describe, register
 
-__all__ = ["ChainOptimizer", "Recipe", "assign_roles", "available", "chain", "create", "describe", "register"]
+__all__ = ["ChainOptimizer", "Recipe", "RoleWarning", "assign_roles", "available", "chain", "create", "describe",
+           "register"]
 __version__ = "0.1.0"

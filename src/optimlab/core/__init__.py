@@ -4,8 +4,8 @@ from .engine import ChainOptimizer
 from .hparams import HParam
 from .recipe import Recipe
 from .registry import available, create, describe, get_recipe, register
-from .roles import ROLES, RoleAssignment, assign_roles
+from .roles import ROLES, RoleAssignment, RoleWarning, assign_roles
 from .transform import Bucket, Chain, Transform, chain
 
 __all__ = ["ChainOptimizer", "HParam", "Recipe", "available", "create", "describe", "get_recipe", "register",
-           "ROLES", "RoleAssignment", "assign_roles", "Bucket", "Chain", "Transform", "chain"]
+           "ROLES", "RoleAssignment", "RoleWarning", "assign_roles", "Bucket", "Chain", "Transform", "chain"]

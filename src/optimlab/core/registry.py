@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,8 @@ from .context import CLOSURE_NEEDS
 from .engine import NONFINITE, ChainOptimizer, check_param, check_params
 from .hparams import validate
 from .recipe import Recipe
-from .roles import FINE_ROLES, ROLES, assign_roles, groups_from_params
+from .roles import BLOCKS_KEY, FINE_ROLES, ROLES, RoleWarning, assign_roles
+from .routing import check_row_blocks, route_params
 
 __all__ = ["register", "available", "describe", "create", "get_recipe", "Description"]
 
@@ -116,7 +118,12 @@ def create(model_or_params: nn.Module | Iterable, name: str, *, head: str | Sequ
     Keyword hyperparameters configure the recipe's main roles (all roles for AdamW; the ``matrix`` role
     for Muon); ``per_role={"embedding": {"lr": ...}}`` sets any role's. ``head``, ``embedding`` and
     ``roles`` steer role assignment (see :func:`optimlab.core.roles.assign_roles`; the finer roles router /
-    gate / down / expert are detected when the recipe has chains for them). ``verbose`` prints
+    gate / down / expert are detected when the recipe has chains for them). ``model.named_parameters()``
+    (or ``(name, tensor)`` pairs, or groups with ``"param_names"``) is routed by names with the same rules
+    and takes the same three keywords (:mod:`optimlab.core.routing`); bare tensors are routed by ``ndim``,
+    with a :class:`RoleWarning` when one looks like an embedding or head and the recipe's ``matrix`` update
+    differs from theirs. Fused q/k/v weights (``nn.MultiheadAttention.in_proj_weight``) get their own group
+    with ``ortho_blocks=3`` under orthogonalizing recipes; ``ortho_blocks=1`` opts out. ``verbose`` prints
     the role table. ``nonfinite`` and ``fused``: see :class:`ChainOptimizer`.
     """
     if not isinstance(name, str):
@@ -144,22 +151,65 @@ def create(model_or_params: nn.Module | Iterable, name: str, *, head: str | Sequ
         for pname, p in model_or_params.named_parameters():
             if p.requires_grad:
                 check_param(p, name, repr(pname))
+    # finer roles (router, gate, down, expert) only for recipes that treat them apart: under any
+    # other recipe those weights stay ``matrix`` and get the recipe's matrix update
+    fine = bool(set(FINE_ROLES) & set(recipe.chains))
+    split = _block_roles(recipe, hparams, per_role)
     if isinstance(model_or_params, nn.Module):
-        # finer roles (router, gate, down, expert) only for recipes that treat them apart: under any
-        # other recipe those weights stay ``matrix`` and get the recipe's matrix update
-        fine = bool(set(FINE_ROLES) & set(recipe.chains))
         assignment = assign_roles(model_or_params, head=head, embedding=embedding, roles=roles, fine=fine)
-        groups = assignment.groups()
+        groups = assignment.groups(split)
         if not groups:
             raise ValueError(f"{name}: the model has no trainable parameters")
-        if verbose:
-            print(assignment.summary({g["role"]: repr(recipe.chain_for(g["role"])) for g in groups}))
     else:
-        if head != "auto" or embedding or roles:
-            raise TypeError(f"{name}: head=, embedding= and roles= need an nn.Module, not a parameter list")
-        groups = groups_from_params(model_or_params)
+        routed = route_params(model_or_params, head=head, embedding=embedding, roles=roles, fine=fine,
+                              split=split)
+        groups, assignment = routed.groups, routed.assignment
+        if routed.suspects and _routing_matters(recipe):
+            listed = "; ".join(f"tensor #{i} {why}" for i, why in routed.suspects)
+            warnings.warn(f"{name}: bare tensors are routed by ndim, so these go to the 'matrix' role "
+                          f"({recipe.chain_for('matrix')}) though they look like an embedding or output head: "
+                          f"{listed}. Pass the model (optimlab.create(model, ...)), model.named_parameters(), or "
+                          f"param groups with 'role': 'embedding' / 'head'", RoleWarning, stacklevel=2)
+    if verbose and assignment is not None:
+        print(assignment.summary({g["role"]: repr(recipe.chain_for(g["role"])) for g in groups}))
     for g in groups:
         given = {k: v for k, v in g.items() if k not in ("params", "param_names", "role")}
         g.update(recipe.group_hparams(g["role"], main, per_role.get(g["role"], {})))
         g.update(given)  # a user's own param-group values win
+    check_row_blocks(groups, name)
     return ChainOptimizer(groups, recipe, nonfinite=nonfinite, fused=fused)
+
+
+def _block_roles(recipe: Recipe, hparams: Mapping[str, Any],
+                 per_role: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """Roles whose fused q/k/v weights get a group of their own with ``ortho_blocks``: those whose chain
+    declares it (it orthogonalizes), unless the user set ``ortho_blocks`` for the role (1 opts out)."""
+    out = set()
+    for role in ROLES:
+        try:
+            specs = recipe.chain_for(role).hparams
+        except ValueError:
+            continue
+        mine = per_role.get(role)
+        user = ((isinstance(mine, Mapping) and BLOCKS_KEY in mine)
+                or (recipe.is_main(role) and BLOCKS_KEY in hparams))
+        if BLOCKS_KEY in specs and not user:
+            out.add(role)
+    return out
+
+
+def _routing_matters(recipe: Recipe) -> bool:
+    """Whether putting an embedding or head into ``matrix`` changes its update under this recipe."""
+    try:
+        matrix = recipe.chain_for("matrix")
+    except ValueError:
+        return False
+    for role in ("embedding", "head"):
+        try:
+            other = recipe.chain_for(role)
+        except ValueError:
+            continue
+        if other is not matrix and (repr(other) != repr(matrix)
+                                    or recipe.defaults_for(role) != recipe.defaults_for("matrix")):
+            return True
+    return False

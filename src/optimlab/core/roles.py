@@ -12,7 +12,20 @@ Roles:
 The head, when ``head="auto"``: the ``nn.Linear`` tied to an embedding if there is one; else, in a model
 with an embedding, the last ``nn.Linear`` whose ``out_features`` equals the vocabulary size; else the last
 ``nn.Linear`` registered in the model. ``head=`` names it explicitly (module or parameter names),
-``head=None`` declares there is none. ``roles={"glob": "role"}`` assigns any parameter by name.
+``head=None`` declares there is none. ``roles={"glob": "role"}`` assigns any parameter by name; a glob
+that matches no parameter is a ``ValueError`` (a typo would otherwise be silently ignored).
+
+Without a module (``create(model.named_parameters(), ...)``, ``(name, tensor)`` pairs, or param groups
+with ``"param_names"``) the same decisions are made from names and shapes alone: see
+:mod:`optimlab.core.routing`. Bare tensors have neither; they are routed by ``ndim``, with a
+:class:`RoleWarning` when a matrix looks like an embedding or head.
+
+Fused q/k/v (row blocks): ``nn.MultiheadAttention.in_proj_weight`` (shape ``(3E, E)``, the q, k and v
+projections stacked by rows) is recorded in :attr:`RoleAssignment.blocks` as 3 row blocks. Recipes whose
+chain orthogonalizes (``Orthogonalize``'s ``ortho_blocks`` hyperparameter) get such weights in a param
+group of their own with ``ortho_blocks=3``: each ``(E, E)`` block is orthogonalized (and shape-scaled)
+separately, as three separate q/k/v ``nn.Linear`` would be. ``create(..., ortho_blocks=1)`` (or
+``per_role={"matrix": {"ortho_blocks": 1}}``) opts out: one group, every matrix whole.
 
 ``ndim == 2`` alone is never the rule: a parameter with two or more dimensions that belongs to no known
 matrix layer and that no explicit rule names raises ``ValueError`` naming it, as does one that two
@@ -39,13 +52,14 @@ Fine roles apply to weights with ``ndim >= 2`` (biases stay ``vector``). A route
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-__all__ = ["ROLES", "FINE_ROLES", "RoleAssignment", "assign_roles", "groups_from_params"]
+__all__ = ["ROLES", "FINE_ROLES", "RoleAssignment", "RoleWarning", "assign_roles", "groups_from_params",
+           "BLOCKS_KEY"]
 
 ROLES = ("matrix", "embedding", "head", "vector", "router", "gate", "down", "expert")
 #: Roles that only ``fine=True`` (or an explicit ``roles=``) assigns; each refines ``matrix``.
@@ -57,6 +71,14 @@ MATRIX_MODULES: tuple[type[nn.Module], ...] = (
     nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd, nn.MultiheadAttention, nn.RNNBase,
 )
 EMBEDDING_MODULES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
+#: The param-group hyperparameter (declared by the ``Orthogonalize`` transform) that splits each matrix's
+#: rows into that many equal blocks, orthogonalized separately.
+BLOCKS_KEY = "ortho_blocks"
+
+
+class RoleWarning(UserWarning):
+    """Routing without names or a module put a parameter that looks like an embedding or head into a role
+    whose update differs (e.g. Muon's ``matrix``)."""
 
 
 @dataclass
@@ -68,14 +90,22 @@ class RoleAssignment:
     why: dict[str, str]
     frozen: int = 0
     ties: dict[str, list[str]] = field(default_factory=dict)
+    #: name -> number of equal row blocks (fused q/k/v: 3); parameters not listed have 1
+    blocks: dict[str, int] = field(default_factory=dict)
 
-    def groups(self) -> list[dict]:
-        """One param group per role present, in the order of ``ROLES``."""
+    def groups(self, split: Collection[str] = ()) -> list[dict]:
+        """One param group per role present, in the order of ``ROLES``. For the roles in ``split``, the
+        parameters with row blocks go to a group of their own (same role) with ``ortho_blocks=k``."""
         out = []
         for role in ROLES:
             names = [n for n, r in self.roles.items() if r == role]
-            if names:
-                out.append({"params": [self.params[n] for n in names], "param_names": names, "role": role})
+            fused = [n for n in names if role in split and self.blocks.get(n, 1) > 1]
+            plain = [n for n in names if n not in fused]
+            if plain:
+                out.append({"params": [self.params[n] for n in plain], "param_names": plain, "role": role})
+            for k in sorted({self.blocks[n] for n in fused}):
+                ns = [n for n in fused if self.blocks[n] == k]
+                out.append({"params": [self.params[n] for n in ns], "param_names": ns, "role": role, BLOCKS_KEY: k})
         return out
 
     def summary(self, chains: Mapping[str, str] | None = None) -> str:
@@ -90,6 +120,10 @@ class RoleAssignment:
         for n, r in self.roles.items():
             if r in ("head", "embedding") or self.why[n].startswith("explicit"):
                 lines.append(f"  {r:<9} {n}  ({self.why[n]})")
+        if self.blocks:
+            k = sorted(set(self.blocks.values()))
+            lines.append(f"  fused q/k/v: {len(self.blocks)} weight(s) with {'/'.join(map(str, k))} row blocks, each "
+                         f"block orthogonalized separately where the chain orthogonalizes (ortho_blocks=1: whole)")
         if self.frozen:
             lines.append(f"  ({self.frozen} frozen parameters skipped)")
         return "\n".join(lines)
@@ -108,9 +142,46 @@ def _names_of(model: nn.Module) -> tuple[dict[int, list[str]], dict[int, list[nn
     return names, owners
 
 
+def check_spec(what: str, spec: object) -> list[str]:
+    """``head=`` / ``embedding=`` as a list of names: a str or a sequence of str, else ``TypeError``."""
+    specs = [spec] if isinstance(spec, str) else spec
+    if not isinstance(specs, (list, tuple)) or not all(isinstance(s, str) and s for s in specs):
+        raise TypeError(f"assign_roles: {what}= must be a name or a list/tuple of non-empty names, got {spec!r}")
+    return list(specs)
+
+
+def check_roles(roles: object) -> dict[str, str]:
+    """``roles=`` as a dict of glob -> role, else ``TypeError`` / ``ValueError`` naming the entry."""
+    if roles is None:
+        return {}
+    if not isinstance(roles, Mapping):
+        raise TypeError(f"assign_roles: roles= must be a mapping of name glob -> role, got {type(roles).__name__}")
+    for pat, r in roles.items():
+        if not isinstance(pat, str) or not pat:
+            raise TypeError(f"assign_roles: roles keys must be non-empty name globs, got {pat!r}")
+        if r not in ROLES:
+            raise ValueError(f"assign_roles: roles[{pat!r}] must be one of {ROLES}, got {r!r}")
+    return dict(roles)
+
+
+def glob_claims(names: Mapping[int, list[str]], roles: Mapping[str, str], where: str
+                ) -> list[tuple[int, str, str]]:
+    """``(id, role, why)`` for every parameter a ``roles=`` glob matches (by any of its names). A glob
+    that matches nothing is a ``ValueError``: a misspelt name would otherwise change nothing, silently."""
+    out = []
+    for pat, r in roles.items():
+        hit = [pid for pid, pnames in names.items() if any(fnmatch.fnmatchcase(n, pat) for n in pnames)]
+        if not hit:
+            some = [ns[0] for ns in names.values()]
+            raise ValueError(f"assign_roles: roles[{pat!r}] matches no parameter of {where}; "
+                             f"names look like: {', '.join(some[:3] + some[-3:] if len(some) > 6 else some)}")
+        out += [(pid, r, f"explicit roles[{pat!r}]") for pid in hit]
+    return out
+
+
 def _resolve(model: nn.Module, what: str, spec: str | Sequence[str]) -> set[int]:
     """Parameter ids named by ``spec``: module names (their ``weight``) or parameter names."""
-    specs = [spec] if isinstance(spec, str) else list(spec)
+    specs = check_spec(what, spec)
     modules = dict(model.named_modules())
     params = dict(model.named_parameters(remove_duplicate=False))
     ids: set[int] = set()
@@ -126,34 +197,42 @@ def _resolve(model: nn.Module, what: str, spec: str | Sequence[str]) -> set[int]
     return ids
 
 
-def _fine_roles(model: nn.Module, skip: Mapping[int, object]) -> dict[int, tuple[str, str]]:
+def fine_roles(named: Iterable[tuple[str, torch.Tensor]], kids: Callable[[str], set[str]],
+               skip: Mapping[int, object]) -> dict[int, tuple[str, str]]:
     """The fine role of each weight the name rules of the module docstring cover: id -> (role, why).
-    Parameters in ``skip`` (named by an explicit rule, which wins) are not examined."""
-    modules = dict(model.named_modules())
+    ``kids(path)`` names what the module at ``path`` holds (children and own parameters). Parameters in
+    ``skip`` (named by an explicit rule, which wins) are not examined."""
     out: dict[int, tuple[str, str]] = {}
-    for name, p in model.named_parameters():
+    for name, p in named:
         if p.ndim < 2 or id(p) in skip:
             continue
         path = name.split(".")
         unit_path = path[:-1] if path[-1] == "weight" else path
         unit = unit_path[-1] if unit_path else ""
-        container = modules.get(".".join(unit_path[:-1]))
-        kids = set(dict(container.named_children())) | set(dict(container.named_parameters(recurse=False))) \
-            if container is not None else set()
+        near = kids(".".join(unit_path[:-1]))
         in_experts = "experts" in path[:-1]
-        if unit == "router" or (unit == "gate" and "experts" in kids):
+        if unit == "router" or (unit == "gate" and "experts" in near):
             if in_experts or p.ndim != 2:
                 raise ValueError(f"assign_roles: parameter {name!r} (shape {tuple(p.shape)}) is named like a MoE "
                                  f"router but {'sits inside experts' if in_experts else 'is not a matrix'}; "
                                  f"name its role, e.g. roles={{{name!r}: 'matrix'}}")
             out[id(p)] = ("router", f"router: unit {unit!r}")
-        elif unit in GATE_UNITS and kids & set(DOWN_UNITS):
+        elif unit in GATE_UNITS and near & set(DOWN_UNITS):
             out[id(p)] = ("gate", f"SwiGLU input side {unit!r}")
-        elif unit in DOWN_UNITS and kids & set(GATE_UNITS):
+        elif unit in DOWN_UNITS and near & set(GATE_UNITS):
             out[id(p)] = ("down", f"SwiGLU output side {unit!r}")
         elif in_experts:
             out[id(p)] = ("expert", "inside 'experts'")
     return out
+
+
+def _module_kids(model: nn.Module) -> Callable[[str], set[str]]:
+    modules = dict(model.named_modules())
+
+    def kids(path: str) -> set[str]:
+        m = modules.get(path)
+        return set() if m is None else set(dict(m.named_children())) | set(dict(m.named_parameters(recurse=False)))
+    return kids
 
 
 def _auto_head(model: nn.Module, owners: dict[int, list[nn.Module]], skip: Mapping | None = None
@@ -185,10 +264,9 @@ def assign_roles(model: nn.Module, *, head: str | Sequence[str] | None = "auto",
         raise TypeError(f"assign_roles: fine must be a bool, got {fine!r}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"assign_roles: model must be an nn.Module, got {type(model).__name__}")
-    roles = dict(roles or {})
-    for pat, r in roles.items():
-        if r not in ROLES:
-            raise ValueError(f"assign_roles: roles[{pat!r}] must be one of {ROLES}, got {r!r}")
+    roles = check_roles(roles)
+    if head not in ("auto", None):
+        check_spec("head", head)
     names, owners = _names_of(model)
     explicit: dict[int, tuple[str, str]] = {}  # id -> (role, why)
 
@@ -198,20 +276,21 @@ def assign_roles(model: nn.Module, *, head: str | Sequence[str] | None = "auto",
                              f"{explicit[pid][1]} -> {explicit[pid][0]!r} and {why} -> {role!r}")
         explicit[pid] = (role, why)
 
-    for pid, pnames in names.items():
-        for pat, r in roles.items():
-            if any(fnmatch.fnmatchcase(n, pat) for n in pnames):
-                claim(pid, r, f"explicit roles[{pat!r}]")
+    for pid, r, why in glob_claims(names, roles, type(model).__name__):
+        claim(pid, r, why)
     if embedding:
         for pid in _resolve(model, "embedding", embedding):
             claim(pid, "embedding", "explicit embedding=")
     if head not in ("auto", None):
         for pid in _resolve(model, "head", head):
             claim(pid, "head", "explicit head=")
-    finer = _fine_roles(model, explicit) if fine else {}  # explicit rules win, so they are settled first
+    # explicit rules win, so they are settled first
+    finer = fine_roles(model.named_parameters(), _module_kids(model), explicit) if fine else {}
     head_id, head_why = _auto_head(model, owners, finer) if head == "auto" else (None, "")
 
-    out, params, why, ties, frozen = {}, {}, {}, {}, 0
+    fused = {id(m.in_proj_weight) for m in model.modules()
+             if isinstance(m, nn.MultiheadAttention) and m.in_proj_weight is not None}
+    out, params, why, ties, blocks, frozen = {}, {}, {}, {}, {}, 0
     for name, p in model.named_parameters():
         if not p.requires_grad:
             frozen += 1
@@ -236,39 +315,14 @@ def assign_roles(model: nn.Module, *, head: str | Sequence[str] | None = "auto",
                 f"assign_roles: no rule covers parameter {name!r} (shape {tuple(p.shape)}, owned by "
                 f"{type(mods[0]).__name__}); name its role, e.g. roles={{{name!r}: 'matrix'}}")
         out[name], params[name], why[name] = role, p, reason
-    return RoleAssignment(out, params, why, frozen, ties)
+        if pid in fused:
+            blocks[name] = 3  # q, k, v stacked by rows
+    return RoleAssignment(out, params, why, frozen, ties, blocks)
 
 
-def _tensor_role(p: torch.Tensor) -> str:
-    return "matrix" if p.ndim >= 2 else "vector"
+def groups_from_params(params: Iterable, **routing: object) -> list[dict]:
+    """Param groups from an iterable of tensors, of ``(name, tensor)`` pairs, or of group dicts — see
+    :func:`optimlab.core.routing.route_params` (which this calls; ``routing`` are its keywords)."""
+    from .routing import route_params  # routing builds on this module: imported when used
 
-
-def groups_from_params(params: Iterable) -> list[dict]:
-    """Param groups from a plain iterable of tensors, of ``(name, tensor)`` pairs, or of group dicts.
-
-    Without a module there is nothing to tell a head or an embedding from a hidden matrix, so tensors
-    with ``ndim >= 2`` become ``matrix`` and the rest ``vector``. A user's group dict keeps its own
-    hyperparameters; it is split by that rule unless it sets ``"role"`` itself (the user's groups win).
-    """
-    items = list(params)
-    if not items:
-        raise ValueError("optimizer got an empty parameter list")
-    if all(isinstance(g, dict) for g in items):
-        out = []
-        for g in items:
-            ps = [g["params"]] if isinstance(g["params"], torch.Tensor) else list(g["params"])
-            if "role" in g:
-                if g["role"] not in ROLES:
-                    raise ValueError(f"param group role must be one of {ROLES}, got {g['role']!r}")
-                out.append({**g, "params": ps})
-                continue
-            for role in ROLES:
-                sel = [p for p in ps if _tensor_role(p[1] if isinstance(p, tuple) else p) == role]
-                if sel:
-                    out.append({**g, "params": sel, "role": role})
-        return out
-    if any(isinstance(g, dict) for g in items):
-        raise TypeError("params must be all tensors or all param-group dicts, not a mix")
-    return [{"params": [p for p in items if _tensor_role(p[1] if isinstance(p, tuple) else p) == role],
-             "role": role} for role in ROLES
-            if any(_tensor_role(p[1] if isinstance(p, tuple) else p) == role for p in items)]
+    return route_params(params, **routing).groups

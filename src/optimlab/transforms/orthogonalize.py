@@ -13,13 +13,30 @@ from ..linalg.orthogonalize import METHODS, PRECONDITIONERS, ns_coefficients, or
 from ..linalg.qdwh import schatten_direction
 
 __all__ = ["Orthogonalize", "SchattenMap", "ScaleByShape", "matrix_view", "stack_matrices", "set_matrices",
-           "ORTHO_3D"]
+           "ORTHO_3D", "ORTHO_BLOCKS", "split_rows"]
 
 #: How a 3-D parameter becomes matrices. Shared (the same spec object) by every transform that
 #: needs to agree on it: the orthogonalization and the shape scale must see the same matrices.
 ORTHO_3D = HParam("choice", "flatten",
                   "3-D params: 'flatten' to one (out, rest) matrix, or 'slices': each p[i] its own matrix "
                   "(per-head / per-expert stacks)", choices=("flatten", "slices"))
+
+
+#: Row blocks: each matrix's rows split into this many equal blocks, each orthogonalized (and shape-scaled)
+#: on its own. Role routing sets 3 for fused q/k/v weights (``nn.MultiheadAttention.in_proj_weight``) in a
+#: param group of their own; 1 (the default) keeps every matrix whole.
+ORTHO_BLOCKS = HParam("int", 1, "equal row blocks per matrix, each orthogonalized separately (fused q/k/v: 3; "
+                                "set by role routing, 1 = whole matrix)", low=1, high=64)
+
+
+def split_rows(X: torch.Tensor, k: int, where: str) -> torch.Tensor:
+    """``(..., k·r, c)`` as ``(..., k, r, c)`` (a view): the row blocks of each matrix as a batch of their own."""
+    if k == 1:
+        return X
+    if X.shape[-2] % k:
+        raise ValueError(f"{where}: ortho_blocks={k} does not divide the {X.shape[-2]} rows of a matrix "
+                         f"of shape {tuple(X.shape[-2:])}")
+    return X.unflatten(-2, (k, X.shape[-2] // k))
 
 
 def matrix_view(t: torch.Tensor) -> torch.Tensor:
@@ -69,6 +86,15 @@ class Orthogonalize(Transform):
     (Turbo-Muon's AOL diagonal rescaling, Boissin et al., arXiv:2512.04632), for the two NS backends.
     ``ns_dtype`` applies to the NS backends; qdwh and svd return the input dtype. Conv kernels are
     flattened to (out, in·kh·kw); 3-D parameters too unless ``ortho_3d="slices"``.
+
+    ``ortho_blocks`` (default 1): split each matrix's rows into that many equal blocks and orthogonalize
+    each block on its own (a batch of ``(rows/k, cols)`` matrices; :class:`ScaleByShape` of the same chain
+    scales by the block's shape). Role routing sets ``ortho_blocks=3`` on a group of its own for fused
+    q/k/v weights (``nn.MultiheadAttention.in_proj_weight``, ``(3E, E)``): the q, k and v ``(E, E)`` blocks
+    get the updates three separate projections would get, as in the batched ``(3, E, E)`` q/k/v weight of
+    modded-nanogpt's Muon. ``create(..., ortho_blocks=1)`` (or ``per_role={"matrix": {"ortho_blocks": 1}}``)
+    opts out: every matrix whole. Other matrix transforms of the chain (normalizations, gates) still see
+    the whole matrix.
     """
 
     name = "orthogonalize"
@@ -89,6 +115,7 @@ class Orthogonalize(Transform):
                                   choices=PRECONDITIONERS),
         "gram_restarts": HParam("any", (2,), "Gram NS: step indices before which X and XXᵀ are re-formed"),
         "ortho_3d": ORTHO_3D,
+        "ortho_blocks": ORTHO_BLOCKS,
     }
 
     def check(self, group: dict, owner: str) -> None:
@@ -101,11 +128,12 @@ class Orthogonalize(Transform):
     def update(self, b: Bucket) -> None:
         g = b.group
         stack = stack_matrices(b.updates, g["ortho_3d"])
+        blocks = split_rows(stack, g.get("ortho_blocks", 1), self.name)  # subclasses may not declare it
         exact = g["ortho_backend"] in ("svd", "qdwh")  # exact methods are not rounded to ns_dtype
-        out = orthogonalize(stack, g["ortho_backend"], steps=g["ns_steps"], schedule=g["ns_coefficients"],
+        out = orthogonalize(blocks, g["ortho_backend"], steps=g["ns_steps"], schedule=g["ns_coefficients"],
                             dtype=None if exact else g["ns_dtype"], eps=g["eps"],
                             precondition=g["ns_precondition"], restarts=g["gram_restarts"])
-        set_matrices(b, out, b.params[0].dtype)
+        set_matrices(b, out.reshape(stack.shape), b.params[0].dtype)
 
 
 class SchattenMap(Transform):
@@ -141,7 +169,8 @@ class ScaleByShape(Transform):
     ``0.2·sqrt(max(rows, cols))`` so the update RMS matches AdamW's ("Muon is Scalable for LLM
     Training", Liu et al., arXiv:2502.16982); ``none``: 1. torch.optim.Muon uses the first two dims
     of a conv kernel; we use the flattened matrix the update was orthogonalised as (one slice's
-    shape with ``ortho_3d="slices"``).
+    shape with ``ortho_3d="slices"``, one row block's with ``ortho_blocks`` > 1 — read from the group,
+    where :class:`Orthogonalize` declares it).
     """
 
     name = "shape_scale"
@@ -151,8 +180,9 @@ class ScaleByShape(Transform):
                "ortho_3d": ORTHO_3D}
 
     @staticmethod
-    def factor(shape: torch.Size, mode: str, ortho_3d: str = "flatten") -> float:
+    def factor(shape: torch.Size, mode: str, ortho_3d: str = "flatten", blocks: int = 1) -> float:
         rows, cols = _matrix_shape(shape, ortho_3d)
+        rows //= blocks
         if mode == "original":
             return math.sqrt(max(1.0, rows / cols))
         if mode == "match_rms_adamw":
@@ -160,5 +190,8 @@ class ScaleByShape(Transform):
         return 1.0
 
     def update(self, b: Bucket) -> None:
-        f = self.factor(b.params[0].shape, b.group["adjust_lr_fn"], b.group["ortho_3d"])
+        # ortho_blocks is not declared here: a chain without Orthogonalize must not accept it (nothing
+        # would split its matrices), so a group that lacks it has whole matrices
+        f = self.factor(b.params[0].shape, b.group["adjust_lr_fn"], b.group["ortho_3d"],
+                        b.group.get("ortho_blocks", 1))
         b.scale_by([f] * len(b.params))
