@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -76,9 +77,21 @@ def encode(step: int, model: torch.nn.Module, optimizer: Any) -> bytes:
     return buf.getvalue()
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+def _load_error(e: Exception) -> str:
+    """The informative line of a ``torch.load`` error (torch wraps it in advice and ANSI codes)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    if "WeightsUnpickler error:" in text:  # e.g. "Unsupported global: GLOBAL getattr was not ..."
+        text = text.split("WeightsUnpickler error:", 1)[1].split(". Please use", 1)[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "empty or truncated data"
+
+
+def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _short(value: Any) -> str:
+    return _clip(repr(value), 80)
 
 
 class _Check:
@@ -129,8 +142,8 @@ def decode(blob: Any, run_id: int, step: int) -> Checkpoint:
     try:
         state = torch.load(io.BytesIO(bytes(blob)), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad bytes
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        check.fail("blob", f"is not a plain tensor checkpoint ({type(e).__name__}: {_short(reason, 200)})")
+        check.fail("blob", f"is not a plain tensor checkpoint ({type(e).__name__}: "
+                           f"{_clip(_load_error(e), 200)})")
     check.mapping("", state, _KEYS)
     check.integer("'format'", state["format"], FORMAT, FORMAT)
     check.integer("'step'", state["step"], 0)
@@ -189,7 +202,7 @@ def apply(ckpt: Checkpoint, run_id: int, model: torch.nn.Module, optimizer: Any)
             target.load_state_dict(state)  # nn.Module: strict=True (missing or unexpected keys raise)
         except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            check.fail(entry, f"does not fit this {type(target).__name__} ({_short(reason, 300)})")
+            check.fail(entry, f"does not fit this {type(target).__name__} ({_clip(reason, 300)})")
     if hasattr(optimizer, "skipped_steps"):
         optimizer.skipped_steps = ckpt.skipped_steps
     restore_rng(ckpt.rng)
