@@ -201,7 +201,7 @@ def apply(ckpt: Checkpoint, run_id: int, model: torch.nn.Module, optimizer: Any)
         try:
             target.load_state_dict(state)  # nn.Module: strict=True (missing or unexpected keys raise)
         except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            reason = " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
             check.fail(entry, f"does not fit this {type(target).__name__} ({_clip(reason, 300)})")
     if hasattr(optimizer, "skipped_steps"):
         optimizer.skipped_steps = ckpt.skipped_steps

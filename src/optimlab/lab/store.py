@@ -174,6 +174,7 @@ class RunStore:
             tables = {r[0] for r in self.conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
             if version == 0 and tables <= _TABLES:
+                self._check_columns(tables)  # an older partial schema is completed, a foreign one refused
                 for statement in _SCHEMA_STATEMENTS:
                     self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -196,7 +197,11 @@ class RunStore:
                 f"RunStore: {self.path!r} has schema version {version} with tables "
                 f"{sorted(tables)}; this optimlab reads schema version {SCHEMA_VERSION} "
                 f"(tables {sorted(_TABLES)}). Use another path, or move the old file away.")
-        for table, columns in _COLUMNS.items():
+        self._check_columns(_TABLES)
+
+    def _check_columns(self, tables: set[str]) -> None:
+        for table in sorted(tables):
+            columns = _COLUMNS[table]
             found = [r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")]
             if found != columns:
                 raise ValueError(f"RunStore: {self.path!r}: table {table!r} has columns {found}, "
@@ -307,6 +312,9 @@ class RunStore:
             "AND hparams = ? AND seed = ? AND steps = ? ORDER BY id DESC",
             (task, canonical_json(dict(options)), optimizer, canonical_json(dict(hparams)),
              int(seed), int(steps))).fetchall()
+        for run_id, status in rows:  # an unknown status must not be skipped silently
+            if status not in STATUSES:
+                raise self._bad(run_id, "status", status, f"one of {STATUSES}")
         for wanted in (("finished",), ("failed",), ("interrupted", "running")):
             for run_id, status in rows:
                 if status in wanted:
