@@ -14,8 +14,8 @@ Tables:
 Every write is one transaction (``with conn:``): the metrics of a step, or a checkpoint together
 with the metrics logged since the previous one, commit together or not at all. The file is opened
 in WAL mode so readers (a report, a sweep on another process) do not block the writer.
-The schema is checked and created in one ``BEGIN IMMEDIATE`` transaction, so parallel first
-writers on a new file all succeed and a kill mid-creation leaves an empty, usable file.
+The schema is checked and created in one ``BEGIN IMMEDIATE`` transaction (:mod:`.store_schema`),
+so parallel first writers on a new file all succeed and a kill mid-creation leaves a usable file.
 The schema version is kept in ``PRAGMA user_version``; a file with another version (or other
 columns), or a file that is not a SQLite database, is refused with a ``ValueError`` naming the path.
 Rows read back are untrusted too: a value of the wrong type is a ``ValueError`` naming the run,
@@ -33,55 +33,12 @@ import subprocess
 import time
 from typing import Any, Iterable, Mapping
 
+from .store_schema import SCHEMA_VERSION, init_schema, set_wal
+
 __all__ = ["RunStore", "STATUSES", "SCHEMA_VERSION", "canonical_json", "environment"]
 
-SCHEMA_VERSION = 1
 STATUSES = ("running", "interrupted", "finished", "failed")
 DEFAULT_PATH = "./optimlab-runs/runs.db"
-
-# One statement each, all idempotent: a file left by an older optimlab that was killed between
-# statements (version 0, some of these tables) is completed rather than refused.
-_SCHEMA_STATEMENTS = (
-    """CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task TEXT NOT NULL,
-    task_options TEXT NOT NULL,
-    optimizer TEXT NOT NULL,
-    hparams TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    steps INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    created REAL NOT NULL,
-    finished REAL,
-    code_version TEXT,
-    torch_version TEXT,
-    python_version TEXT,
-    machine TEXT,
-    threads INTEGER,
-    error TEXT
-)""",
-    "CREATE INDEX IF NOT EXISTS runs_key ON runs (task, optimizer, seed, steps)",
-    """CREATE TABLE IF NOT EXISTS metrics (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    step INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value,
-    PRIMARY KEY (run_id, name, step)
-)""",
-    """CREATE TABLE IF NOT EXISTS checkpoints (
-    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
-    step INTEGER NOT NULL,
-    blob BLOB NOT NULL
-)""",
-)
-_COLUMNS = {
-    "runs": ["id", "task", "task_options", "optimizer", "hparams", "seed", "steps", "status", "created",
-             "finished", "code_version", "torch_version", "python_version", "machine", "threads", "error"],
-    "metrics": ["run_id", "step", "name", "value"],
-    "checkpoints": ["run_id", "step", "blob"],
-}
-_TABLES = set(_COLUMNS)
-
 
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and tuples as lists: equal configurations give equal text."""
@@ -152,9 +109,9 @@ class RunStore:
         try:
             self.conn = sqlite3.connect(self.path, timeout=30.0)
             self.conn.execute("PRAGMA foreign_keys = ON")
-            self._init_schema()
+            init_schema(self.conn, self.path)
             if self.path != ":memory:":
-                self._set_wal()
+                set_wal(self.conn)
         except BaseException as e:
             if self.conn is not None:
                 self.conn.close()
@@ -162,63 +119,6 @@ class RunStore:
                 raise ValueError(f"RunStore: {self.path!r} is not a usable optimlab run database "
                                  f"({e})") from None
             raise
-
-    def _init_schema(self) -> None:
-        # Check and create in one write transaction: BEGIN IMMEDIATE takes the write lock first, so
-        # of several processes opening a new file at once exactly one creates the schema and the
-        # others (waiting on the lock, up to the 30 s timeout) then find it complete. A process
-        # killed mid-way leaves no partial schema: the transaction rolls back.
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = {r[0] for r in self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
-            if version == 0 and tables <= _TABLES:
-                self._check_columns(tables)  # an older partial schema is completed, a foreign one refused
-                for statement in _SCHEMA_STATEMENTS:
-                    self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                version, tables = SCHEMA_VERSION, set(_TABLES)
-            self._check_schema(version, tables)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-
-    def _check_schema(self, version: int, tables: set[str]) -> None:
-        if version > SCHEMA_VERSION:
-            raise ValueError(
-                f"RunStore: {self.path!r} has schema version {version}, written by a newer optimlab; "
-                f"this optimlab reads schema version {SCHEMA_VERSION}. Upgrade optimlab, or use "
-                f"another path.")
-        if version != SCHEMA_VERSION or not _TABLES <= tables:
-            raise ValueError(
-                f"RunStore: {self.path!r} has schema version {version} with tables "
-                f"{sorted(tables)}; this optimlab reads schema version {SCHEMA_VERSION} "
-                f"(tables {sorted(_TABLES)}). Use another path, or move the old file away.")
-        self._check_columns(_TABLES)
-
-    def _check_columns(self, tables: set[str]) -> None:
-        for table in sorted(tables):
-            columns = _COLUMNS[table]
-            found = [r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")]
-            if found != columns:
-                raise ValueError(f"RunStore: {self.path!r}: table {table!r} has columns {found}, "
-                                 f"expected {columns}. Use another path, or move the old file away.")
-
-    def _set_wal(self) -> None:
-        # Switching to WAL needs a moment alone with the file; when parallel openers collide,
-        # SQLite may answer "locked" at once instead of waiting, so wait here.
-        deadline = time.monotonic() + 30.0
-        while True:
-            try:
-                self.conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
 
     def close(self) -> None:
         self.conn.close()
