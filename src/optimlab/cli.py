@@ -109,6 +109,24 @@ def _claims(args: argparse.Namespace) -> int:
     return claims_main(args.rest)
 
 
+_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer stopped by a closed pipe
+
+
+def _flush_stdout() -> bool:
+    """Flush stdout; False if the reader has gone (``optimlab describe NAME | head``).
+
+    Then stdout is pointed at /dev/null, so that the interpreter's own flush at exit cannot fail
+    again with a traceback: the command stops quietly, as ``yes | head`` does."""
+    try:
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="optimlab", description="Modern optimizers for PyTorch, and the lab.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,18 +174,18 @@ def main(argv: list[str] | None = None) -> int:
                         add_help=False)
     cl.add_argument("rest", nargs=argparse.REMAINDER)
     cl.set_defaults(func=_claims)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help and usage errors: flush here, where a closed pipe is caught
+        if e.code == 0 and not _flush_stdout():
+            return _CLOSED_PIPE
+        raise
     try:
         code = args.func(args)
-        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
-        return code
+        return code if _flush_stdout() else _CLOSED_PIPE
     except BrokenPipeError:
-        # `optimlab describe NAME | head`: the reader left; stop quietly, as `yes | head` does.
-        # stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        return 141  # 128 + SIGPIPE, what a shell reports for a writer stopped by a closed pipe
+        _flush_stdout()
+        return _CLOSED_PIPE
     except (ValueError, TypeError) as e:
         print(f"optimlab: error: {e}", file=sys.stderr)
         return 2
