@@ -232,7 +232,8 @@ FILES = [
      r"'[^']*bad\.db' is not a usable optimlab run database \(file is not a database\)"),
     ("truncated-sqlite", lambda p: p.write_bytes(b"SQLite format 3\x00" + b"\xff" * 84),
      r"'[^']*bad\.db' is not a usable optimlab run database"),
-    ("newer-version", lambda p: _sqlite(p, "CREATE TABLE runs (id INTEGER)", f"PRAGMA user_version = {SCHEMA_VERSION + 6}"),
+    ("newer-version",
+     lambda p: _sqlite(p, "CREATE TABLE runs (id INTEGER)", f"PRAGMA user_version = {SCHEMA_VERSION + 6}"),
      rf"'[^']*bad\.db' has schema version {SCHEMA_VERSION + 6}, written by a newer optimlab; this optimlab reads "
      rf"schema version {SCHEMA_VERSION}"),
     ("negative-version", lambda p: _sqlite(p, "CREATE TABLE runs (id INTEGER)", "PRAGMA user_version = -1"),
