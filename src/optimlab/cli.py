@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 from typing import Any
 
-from .core.registry import available, describe, get_recipe
+# Nothing here imports torch at module level: `optimlab --help` and `optimlab list` stay fast
+# (torch and the recipes load only for the commands that use them).
 
 
 def _list(args: argparse.Namespace) -> int:
-    names = available()
-    width = max(map(len, names))
-    for name in names:
-        print(f"{name:<{width}}  {get_recipe(name).summary}")
+    from . import _catalog
+
+    rows = _catalog.entries() or _catalog.from_registry()
+    width = max(len(name) for name, _ in rows)
+    for name, summary in rows:
+        print(f"{name:<{width}}  {summary}")
     return 0
 
 
 def _describe(args: argparse.Namespace) -> int:
+    from .core.registry import describe
+
     print(describe(args.name))
     return 0
 
@@ -54,7 +60,8 @@ def _run(args: argparse.Namespace) -> int:
 
     res = run(args.task, args.optimizer, hparams=_pairs(args.hp, "--hp"), seed=args.seed, steps=args.steps,
               task_options=_pairs(args.option, "--option"), store=args.db, threads=args.threads, progress=True,
-              sharpness_every=args.sharpness_every)
+              sharpness_every=args.sharpness_every,
+              restart=args.restart)
     print(f"run {res.run_id}: {res.task} × {res.optimizer} seed {res.seed} — {res.status}"
           + (" (from the store)" if res.cached else ""))
     for k, v in res.final.items():
@@ -102,6 +109,24 @@ def _claims(args: argparse.Namespace) -> int:
     return claims_main(args.rest)
 
 
+_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer stopped by a closed pipe
+
+
+def _flush_stdout() -> bool:
+    """Flush stdout; False if the reader has gone (``optimlab describe NAME | head``).
+
+    Then stdout is pointed at /dev/null, so that the interpreter's own flush at exit cannot fail
+    again with a traceback: the command stops quietly, as ``yes | head`` does."""
+    try:
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="optimlab", description="Modern optimizers for PyTorch, and the lab.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="optimizer hyperparameters")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--sharpness-every", type=int, default=None, help="log λ_max(H) every N steps")
+    r.add_argument("--restart", action="store_true",
+                   help="train an interrupted run of this configuration again from step 0 instead of "
+                        "resuming its checkpoint (e.g. when the checkpoint is refused as invalid)")
     r.set_defaults(func=_run)
     c = sub.add_parser("compare", parents=[common], help="optimizers × seeds on one task, as a table")
     c.add_argument("--optimizers", required=True, help="comma-separated names")
@@ -146,9 +174,18 @@ def main(argv: list[str] | None = None) -> int:
                         add_help=False)
     cl.add_argument("rest", nargs=argparse.REMAINDER)
     cl.set_defaults(func=_claims)
-    args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help and usage errors: flush here, where a closed pipe is caught
+        if e.code == 0 and not _flush_stdout():
+            return _CLOSED_PIPE
+        raise
+    try:
+        code = args.func(args)
+        return code if _flush_stdout() else _CLOSED_PIPE
+    except BrokenPipeError:
+        _flush_stdout()
+        return _CLOSED_PIPE
     except (ValueError, TypeError) as e:
         print(f"optimlab: error: {e}", file=sys.stderr)
         return 2

@@ -23,7 +23,6 @@ rather than raising. Any other exception marks the run failed and propagates.
 
 from __future__ import annotations
 
-import io
 import math
 import random
 import statistics
@@ -38,6 +37,7 @@ from torch import nn
 
 import optimlab
 
+from . import checkpoint as checkpoint_codec
 from .store import RunStore, canonical_json, environment
 from .tasks import get_task
 from .tasks.base import derive_seed, preserve_global_rng
@@ -110,21 +110,9 @@ def summarize(metrics: Mapping[str, list[tuple[int, float]]], steps: int) -> dic
     return out
 
 
-def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate()}
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["random"])
-
-
 def _checkpoint_blob(step: int, model: nn.Module, opt: Any) -> bytes:
-    buf = io.BytesIO()
-    torch.save({"step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "skipped_steps": getattr(opt, "skipped_steps", 0), "rng": _rng_state()}, buf)
-    return buf.getvalue()
+    # tensors and plain data only: the blob loads with weights_only=True (see .checkpoint)
+    return checkpoint_codec.encode(step, model, opt)
 
 
 def _open_store(store: RunStore | str | None) -> tuple[RunStore, bool]:
@@ -151,6 +139,7 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         store: RunStore | str | None = None, eval_every: int | None = None,
         checkpoint_every: int | None = None, threads: int = 1, progress: bool = False,
         resume: bool = True, nonfinite: str = "error", sharpness_every: int | None = None,
+        restart: bool = False,
         on_step: Callable[[int, float], None] | None = None) -> RunResult:
     """Train ``optimizer`` on ``task`` for ``steps`` steps from ``seed`` and record the run.
 
@@ -172,6 +161,10 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         run keeps the eval points it was recorded with). A run left ``running`` by a process
         that died is resumed like an interrupted one; two processes should not run the same
         configuration on one store at once.
+    restart: with ``resume``, an interrupted (or ``running``) run of this configuration is trained
+        again from step 0 under its id -- its metrics and checkpoint discarded -- instead of continuing
+        from its checkpoint (use it when a stored checkpoint is refused as invalid); finished and
+        failed runs are still reused.
     sharpness_every: every this many steps (and at step 0), log ``sharpness`` = λ_max of the training
         loss's Hessian on the first training batch (Lanczos, :func:`optimlab.diagnostics.top_eigenvalues`),
         and for Adam-type optimizers ``precond_sharpness`` = λ_max(P⁻¹H); the cost is outside
@@ -179,8 +172,12 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
     on_step: called as ``on_step(step, loss)`` after every step (after that step's checkpoint).
 
     Unknown task or optimizer: ValueError naming it; bad hyperparameters: TypeError / ValueError
-    from :func:`optimlab.create` -- all before anything is written to the store.
+    from :func:`optimlab.create` -- all before anything is written to the store. A stored checkpoint
+    that is not a valid optimlab checkpoint for this model and optimizer: ValueError naming the run
+    and the bad entry, the store unchanged (see :mod:`optimlab.lab.checkpoint`).
     """
+    if not isinstance(restart, bool):
+        raise TypeError(f"run: restart must be a bool, got {restart!r}")
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ValueError(f"run: threads must be an int >= 1, got {threads!r}")
     task_obj = get_task(task, **dict(task_options or {}))
@@ -214,6 +211,8 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         previous = db.find_matching(task, options, optimizer, hparams, seed, steps) if resume else None
         if previous is not None and previous["status"] in ("finished", "failed"):
             return _result_from_store(db, previous, cached=True)
+        if previous is not None and restart:
+            db.reset_run(previous["id"])
         with preserve_global_rng():
             return _train(db, task, options, optimizer, hparams, seed, steps, instance, opt,
                           previous, eval_every, checkpoint_every, threads, progress, on_step, sharpness_every)
@@ -256,12 +255,9 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
     if checkpoint is not None:
         run_id = previous["id"]
         start, blob = checkpoint
-        state = torch.load(io.BytesIO(blob), weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if hasattr(opt, "skipped_steps"):
-            opt.skipped_steps = state.get("skipped_steps", 0)
-        _set_rng_state(state["rng"])
+        # The store may come from someone else: decode validates everything, and nothing is
+        # written to the store before the checkpoint has been accepted and applied.
+        checkpoint_codec.apply(checkpoint_codec.decode(blob, run_id, start), run_id, model, opt)
         db.truncate_metrics(run_id, start)
         db.mark_running(run_id)
         resumed_from = start

@@ -8,14 +8,18 @@ Tables:
   torch and Python versions, the machine (platform and CPU count), torch threads, error text.
 * ``metrics``: ``(run_id, step, name, value)``; ``step`` counts completed optimizer steps.
   NaN and infinities are stored as text so they round-trip (SQLite turns a NaN REAL into NULL).
-* ``checkpoints``: the latest checkpoint of a run only (``torch.save`` bytes of model and optimizer
-  state and the RNG states); saving one replaces the previous one.
+* ``checkpoints``: the latest checkpoint of a run only (bytes from :mod:`optimlab.lab.checkpoint`:
+  tensors and plain data, loaded with ``weights_only=True``); saving one replaces the previous one.
 
 Every write is one transaction (``with conn:``): the metrics of a step, or a checkpoint together
 with the metrics logged since the previous one, commit together or not at all. The file is opened
 in WAL mode so readers (a report, a sweep on another process) do not block the writer.
-The schema version is kept in ``PRAGMA user_version``; a file with another version, or a file
-that is not a SQLite database, is refused with a ``ValueError`` naming the path.
+The schema is checked and created in one ``BEGIN IMMEDIATE`` transaction (:mod:`.store_schema`),
+so parallel first writers on a new file all succeed and a kill mid-creation leaves a usable file.
+The schema version is kept in ``PRAGMA user_version``; a file with another version (or other
+columns), or a file that is not a SQLite database, is refused with a ``ValueError`` naming the path.
+Rows read back are untrusted too: a value of the wrong type is a ``ValueError`` naming the run,
+the column and the value.
 """
 
 from __future__ import annotations
@@ -29,47 +33,12 @@ import subprocess
 import time
 from typing import Any, Iterable, Mapping
 
+from .store_schema import SCHEMA_VERSION, init_schema, set_wal
+
 __all__ = ["RunStore", "STATUSES", "SCHEMA_VERSION", "canonical_json", "environment"]
 
-SCHEMA_VERSION = 1
 STATUSES = ("running", "interrupted", "finished", "failed")
 DEFAULT_PATH = "./optimlab-runs/runs.db"
-
-_SCHEMA = """
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task TEXT NOT NULL,
-    task_options TEXT NOT NULL,
-    optimizer TEXT NOT NULL,
-    hparams TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    steps INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    created REAL NOT NULL,
-    finished REAL,
-    code_version TEXT,
-    torch_version TEXT,
-    python_version TEXT,
-    machine TEXT,
-    threads INTEGER,
-    error TEXT
-);
-CREATE INDEX runs_key ON runs (task, optimizer, seed, steps);
-CREATE TABLE metrics (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    step INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value,
-    PRIMARY KEY (run_id, name, step)
-);
-CREATE TABLE checkpoints (
-    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
-    step INTEGER NOT NULL,
-    blob BLOB NOT NULL
-);
-"""
-_TABLES = {"runs", "metrics", "checkpoints"}
-
 
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and tuples as lists: equal configurations give equal text."""
@@ -116,8 +85,15 @@ def _encode(value: float) -> float | str:
     return value if math.isfinite(value) else repr(value)  # 'nan', 'inf', '-inf'
 
 
-def _decode(value: Any) -> float:
-    return float(value) if value is not None else math.nan
+def _decode(value: Any) -> float | None:
+    """A stored metric value as a float, or None when it is not one _encode writes."""
+    if value is None:
+        return math.nan
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value in ("nan", "inf", "-inf"):
+        return float(value)
+    return None
 
 
 class RunStore:
@@ -129,34 +105,20 @@ class RunStore:
         if self.path != ":memory:":
             folder = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(folder, exist_ok=True)
+        self.conn = None
         try:
             self.conn = sqlite3.connect(self.path, timeout=30.0)
             self.conn.execute("PRAGMA foreign_keys = ON")
-            self._init_schema()
-        except sqlite3.DatabaseError as e:
-            if getattr(self, "conn", None) is not None:
-                self.conn.close()
-            raise ValueError(f"RunStore: {self.path!r} is not a usable optimlab run database "
-                             f"({e})") from None
-
-    def _init_schema(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
-        if version == 0 and not tables:
+            init_schema(self.conn, self.path)
             if self.path != ":memory:":
-                self.conn.execute("PRAGMA journal_mode = WAL")
-            with self.conn:
-                self.conn.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
-            return
-        if version != SCHEMA_VERSION or not _TABLES <= tables:
-            self.conn.close()
-            raise ValueError(
-                f"RunStore: {self.path!r} has schema version {version} with tables "
-                f"{sorted(tables)}; this optimlab reads schema version {SCHEMA_VERSION} "
-                f"(tables {sorted(_TABLES)}). Use another path, or move the old file away.")
-        if self.path != ":memory:":
-            self.conn.execute("PRAGMA journal_mode = WAL")
+                set_wal(self.conn)
+        except BaseException as e:
+            if self.conn is not None:
+                self.conn.close()
+            if isinstance(e, sqlite3.DatabaseError):
+                raise ValueError(f"RunStore: {self.path!r} is not a usable optimlab run database "
+                                 f"({e})") from None
+            raise
 
     def close(self) -> None:
         self.conn.close()
@@ -196,9 +158,34 @@ class RunStore:
             self.conn.row_factory = None
         if row is None:
             raise ValueError(f"RunStore {self.path!r}: no run with id {run_id!r}")
-        out = dict(row)
-        out["task_options"] = json.loads(out["task_options"])
-        out["hparams"] = json.loads(out["hparams"])
+        return self._check_run(dict(row))
+
+    def _bad(self, run_id: Any, what: str, value: Any, expected: str) -> ValueError:
+        text = repr(value)
+        text = text if len(text) <= 80 else text[:80] + "..."
+        return ValueError(f"RunStore {self.path!r}: run {run_id}: {what} must be {expected}, got {text}")
+
+    def _check_run(self, out: dict[str, Any]) -> dict[str, Any]:
+        # Rows may come from someone else's file: check what the lab relies on before using it.
+        rid = out["id"]
+        for column in ("task", "optimizer", "task_options", "hparams"):
+            if not isinstance(out[column], str):
+                raise self._bad(rid, column, out[column], "text")
+        for column, lo in (("seed", 0), ("steps", 1)):
+            if not isinstance(out[column], int) or out[column] < lo:
+                raise self._bad(rid, column, out[column], f"an integer >= {lo}")
+        if out["status"] not in STATUSES:
+            raise self._bad(rid, "status", out["status"], f"one of {STATUSES}")
+        if out["threads"] is not None and (not isinstance(out["threads"], int) or out["threads"] < 1):
+            raise self._bad(rid, "threads", out["threads"], "an integer >= 1 or NULL")
+        for column in ("task_options", "hparams"):
+            try:
+                value = json.loads(out[column])
+            except ValueError:
+                raise self._bad(rid, column, out[column], "a JSON object") from None
+            if not isinstance(value, dict):
+                raise self._bad(rid, column, out[column], "a JSON object")
+            out[column] = value
         return out
 
     def find_runs(self, task: str | None = None, optimizer: str | None = None,
@@ -225,6 +212,9 @@ class RunStore:
             "AND hparams = ? AND seed = ? AND steps = ? ORDER BY id DESC",
             (task, canonical_json(dict(options)), optimizer, canonical_json(dict(hparams)),
              int(seed), int(steps))).fetchall()
+        for run_id, status in rows:  # an unknown status must not be skipped silently
+            if status not in STATUSES:
+                raise self._bad(run_id, "status", status, f"one of {STATUSES}")
         for wanted in (("finished",), ("failed",), ("interrupted", "running")):
             for run_id, status in rows:
                 if status in wanted:
@@ -251,6 +241,17 @@ class RunStore:
 
     def mark_running(self, run_id: int) -> None:
         self._set_status(run_id, "running")
+
+    def reset_run(self, run_id: int) -> None:
+        """Discard the run's metrics and checkpoint and mark it ``running`` (one transaction), to
+        train it again from step 0 under the same id."""
+        with self.conn:
+            cur = self.conn.execute("UPDATE runs SET status = 'running', finished = NULL, error = NULL "
+                                    "WHERE id = ?", (int(run_id),))
+            if cur.rowcount == 0:
+                raise ValueError(f"RunStore {self.path!r}: no run with id {run_id!r}")
+            self.conn.execute("DELETE FROM metrics WHERE run_id = ?", (int(run_id),))
+            self.conn.execute("DELETE FROM checkpoints WHERE run_id = ?", (int(run_id),))
 
     def delete_run(self, run_id: int) -> None:
         with self.conn:
@@ -284,7 +285,15 @@ class RunStore:
         for step, name, value in self.conn.execute(
                 "SELECT step, name, value FROM metrics WHERE run_id = ? ORDER BY name, step",
                 (int(run_id),)):
-            out.setdefault(name, []).append((int(step), _decode(value)))
+            if not isinstance(step, int) or step < 0:
+                raise self._bad(run_id, f"metric {name!r} step", step, "an integer >= 0")
+            if not isinstance(name, str):
+                raise self._bad(run_id, f"metric name at step {step}", name, "text")
+            decoded = _decode(value)
+            if decoded is None:
+                raise self._bad(run_id, f"metric {name!r} at step {step}", value,
+                                "a number, NULL or one of 'nan', 'inf', '-inf'")
+            out.setdefault(name, []).append((step, decoded))
         return out
 
     # -- checkpoints -----------------------------------------------------------------------------
@@ -302,7 +311,13 @@ class RunStore:
         """``(step, blob)`` of the run's latest checkpoint, or None."""
         row = self.conn.execute("SELECT step, blob FROM checkpoints WHERE run_id = ?",
                                 (int(run_id),)).fetchone()
-        return None if row is None else (int(row[0]), bytes(row[1]))
+        if row is None:
+            return None
+        if not isinstance(row[0], int) or row[0] < 0:
+            raise self._bad(run_id, "checkpoint step", row[0], "an integer >= 0")
+        if not isinstance(row[1], bytes):
+            raise self._bad(run_id, "checkpoint blob", type(row[1]).__name__, "a BLOB")
+        return row[0], row[1]
 
     def truncate_metrics(self, run_id: int, after_step: int) -> None:
         """Drop the run's metrics logged after ``after_step`` (before resuming from there)."""
