@@ -309,3 +309,10 @@ class RunStore:
         with self.conn:
             self.conn.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?",
                               (int(run_id), int(after_step)))
+
+
+# -- added by the lab-runs work (issue 9): finished runs do not keep their checkpoint ----------------
+def drop_checkpoint(store: RunStore, run_id: int) -> None:
+    """Delete the checkpoint of run ``run_id`` (its metrics stay); nothing happens when it has none."""
+    with store.conn:
+        store.conn.execute("DELETE FROM checkpoints WHERE run_id = ?", (int(run_id),))

@@ -21,7 +21,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 from .base import Claim, Outcome, new_figure, register
-from .protocols import Tuned, plot_tuning, tuned_comparison
+from .protocols import Tuned, grid_edges, plot_tuning, tuned_comparison
 
 TASK, METRIC = "mnist1d", "eval_loss"
 FAST = {"lrs": (0.01, 0.02), "steps": 120}
@@ -56,14 +56,6 @@ def _details(tuned: Mapping[str, Tuned], fast: bool) -> dict[str, Any]:
             "chosen_lr": {label: t.lr for label, t in tuned.items()}}
 
 
-def _edges(tuned: Mapping[str, Tuned], fast: bool) -> str:
-    """A warning when a chosen lr sits at the end of the grid (the optimum may lie outside it)."""
-    lrs = (FAST if fast else FULL)["lrs"]
-    at = [f"{label} at {'lowest' if t.lr == min(lrs) else 'highest'} lr" for label, t in tuned.items()
-          if t.lr in (min(lrs), max(lrs))]
-    return f"; grid edge: {', '.join(at)}" if at else ""
-
-
 def _join(values: Any) -> str:
     return ", ".join(f"{v:+.4f}" for v in values)
 
@@ -81,10 +73,9 @@ def _kaon(fast: bool, seeds: Sequence[int]) -> Outcome:
     explanation = (f"{TASK}, {(FAST if fast else FULL)['steps']} steps, lr tuned per optimizer on "
                    f"{list((FAST if fast else FULL)['lrs'])}: Muon {muon.mean():.4f} at lr {muon.lr:g}, Kaon "
                    f"{kaon.mean():.4f} at lr {kaon.lr:g} (mean eval loss); relative gaps "
-                   f"{_join(v['relative_gap'] for v in per_seed.values())} (need |gap| ≤ {MATCH})"
-                   f"{_edges(tuned, fast)}")
+                   f"{_join(v['relative_gap'] for v in per_seed.values())} (need |gap| ≤ {MATCH})")
     return Outcome(per_seed, passed, explanation, _figure(tuned, seeds, "Kaon vs Muon per seed"),
-                   _details(tuned, fast))
+                   _details(tuned, fast), grid_edges=grid_edges(tuned))
 
 
 def _muoneq(fast: bool, seeds: Sequence[int]) -> Outcome:
@@ -100,10 +91,9 @@ def _muoneq(fast: bool, seeds: Sequence[int]) -> Outcome:
     explanation = (f"{TASK}, {(FAST if fast else FULL)['steps']} steps, lr tuned per optimizer: Muon "
                    f"{muon.mean():.4f} at lr {muon.lr:g}, MuonEq-R {eq.mean():.4f} at lr {eq.lr:g} (mean eval "
                    f"loss); per-seed improvement "
-                   f"{_join(v['improvement'] for v in per_seed.values())} (need > 0 on every seed)"
-                   f"{_edges(tuned, fast)}")
+                   f"{_join(v['improvement'] for v in per_seed.values())} (need > 0 on every seed)")
     return Outcome(per_seed, passed, explanation, _figure(tuned, seeds, "MuonEq-R vs Muon per seed"),
-                   _details(tuned, fast))
+                   _details(tuned, fast), grid_edges=grid_edges(tuned))
 
 
 def _polar_distances(seed: int) -> tuple[float, float]:
