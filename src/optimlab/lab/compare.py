@@ -133,8 +133,9 @@ class ComparisonTable:
             tgt = "no target declared"
         else:
             tgt = f"target {fmt_value(self.target)} ({'given' if self.target_source == 'given' else 'the task'}'s)"
-        head = [f"{self.task}: {self.primary_metric} ({arrow}); {tgt}; mean ± 95% t interval over seeds "
-                f"[runs that reached the target]; p: paired t test vs {self.baseline}"]
+        head = [f"{self.task}: {self.primary_metric} ({arrow}); {tgt}",
+                f"mean ± 95% t interval over seeds [runs that reached the target]; "
+                f"vs base: paired t test of {self.primary_metric} against {self.baseline}"]
         p = self.primary_metric
         cols: list[tuple[str, Any]] = [
             ("optimizer", lambda r: r["label"] + (" [edge]" if r["tuning"] and r["tuning"].at_edge else "")),

@@ -7,7 +7,8 @@ What a run records (``step`` = number of completed optimizer steps):
 * ``step_ms``: wall time of step k in milliseconds, measured around the whole step (batch, forward,
   backward, ``opt.step()``, ``zero_grad``) less the logging below; ``opt_ms``: the ``opt.step()``
   call alone;
-* ``lr``, ``grad_norm``, ``update_norm`` at every step (:mod:`optimlab.lab.steplog`);
+* ``lr``, ``grad_norm``, ``update_norm`` at step 1 and every ``steplog.log_every(steps)`` steps (every
+  step up to 200 steps; about 200 points in all) (:mod:`optimlab.lab.steplog`);
 * the task's eval metrics (``spec.metrics``) at the evaluation steps (``steplog.eval_steps``: 0 when
   the period is shorter than the run, every ``eval_every`` steps, and the end; by default at most
   10% of the training time, ``steplog.default_eval_every``), with ``eval_ms``, the time that
@@ -309,6 +310,7 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
         bar = tqdm(total=steps, initial=start, desc=f"{task}/{optimizer}/seed {seed}",
                    unit="step", leave=False, dynamic_ncols=True)
     step = start
+    log_every = steplog.log_every(steps)
     try:
         model.train()
         for step in range(start + 1, steps + 1):
@@ -320,20 +322,23 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
                 raise FloatingPointError(f"non-finite training loss {loss_value} at step {step}")
             loss.backward()
             ta = time.perf_counter()
-            # step telemetry, left out of step_ms: read the lr the step will use, the gradient norm
-            # before the step, and a copy of the parameters to measure the update
-            lr, gnorm, before = float(steplog.main_group(opt)["lr"]), steplog.grad_norm(opt), steplog.snapshot(opt)
+            # step telemetry, left out of step_ms: the lr the step will use, the gradient norm before
+            # the step, and a copy of the parameters to measure the update
+            logged = step == 1 or step % log_every == 0
+            if logged:
+                lr, gnorm, before = float(steplog.main_group(opt)["lr"]), steplog.grad_norm(opt), steplog.snapshot(opt)
             t1 = time.perf_counter()
             opt.step()
             t2 = time.perf_counter()
-            unorm = steplog.update_norm(opt, before)
-            del before
+            if logged:
+                pending += [(step, "lr", lr), (step, "grad_norm", gnorm),
+                            (step, "update_norm", steplog.update_norm(opt, before))]
+                del before
             tb = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             t3 = time.perf_counter()
             pending += [(step, "loss", loss_value), (step, "step_ms", (t3 - t0 - (t1 - ta) - (tb - t2)) * 1e3),
-                        (step, "opt_ms", (t2 - t1) * 1e3), (step, "lr", lr), (step, "grad_norm", gnorm),
-                        (step, "update_norm", unorm)]
+                        (step, "opt_ms", (t2 - t1) * 1e3)]
             if step % eval_every == 0 or step == steps:
                 pending += _evaluate(step, instance, opt)
             if sharpness_every and (step % sharpness_every == 0 or step == steps):

@@ -1,7 +1,9 @@
 """What the runner logs around each optimizer step, and how often it evaluates by default.
 
-Per step (all cheap: one foreach norm over the gradients, one parameter snapshot and one foreach
-norm over the change, outside the timed step):
+At step 1 and every :func:`log_every` steps (every step of runs up to 200 steps, about 200 points
+for longer ones: on the smallest tasks the measurement costs a sizeable fraction of a step; it is
+one foreach norm over the gradients, one parameter snapshot and one foreach norm over the change,
+always outside the timed ``step_ms``):
 
 * ``lr``: the learning rate of the optimizer's main param group at that step -- the ``matrix`` role's
   group when there is one (Muon-family recipes tune that one), else the first group;
@@ -22,11 +24,20 @@ from typing import Any
 
 import torch
 
-__all__ = ["EVAL_OVERHEAD", "default_eval_every", "eval_steps", "main_group", "grad_norm",
+__all__ = ["EVAL_OVERHEAD", "TELEMETRY_POINTS", "log_every", "default_eval_every", "eval_steps", "main_group", "grad_norm",
            "snapshot", "update_norm"]
 
 #: the fraction of training time that default evaluation may take
 EVAL_OVERHEAD = 0.10
+
+
+#: about how many points of lr / grad_norm / update_norm a run logs
+TELEMETRY_POINTS = 200
+
+
+def log_every(steps: int) -> int:
+    """The period of the lr / grad_norm / update_norm log: ``max(1, steps // TELEMETRY_POINTS)``."""
+    return max(1, steps // TELEMETRY_POINTS)
 
 
 def default_eval_every(steps: int, eval_cost: float) -> int:
