@@ -308,23 +308,13 @@ def compare(task: str, optimizers: Sequence[str | tuple[str, Mapping[str, Any]]]
     return _table(task, spec, final_entries, runs, tuned, base, target)
 
 
-def _run_job(kwargs: dict[str, Any]) -> None:
-    run(**kwargs)
-
-
 def _run_parallel(entries: Sequence[tuple[str, dict, str]], seeds: int, workers: int, **common: Any) -> None:
-    """Train every (entry, seed) in ``workers`` spawned processes, each writing to the store file;
-    the caller then reads them back (``run`` finds them finished)."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    """Train every (entry, seed) in ``workers`` processes (:func:`optimlab.lab.parallel.run_many`)."""
+    from .parallel import run_many
 
-    common = {**common, "progress": False}
-    jobs = [dict(task=common["task"], optimizer=name, hparams=hp, seed=seed, **{k: v for k, v in common.items()
-                                                                               if k != "task"})
-            for name, hp, _ in entries for seed in range(seeds)]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        for future in [pool.submit(_run_job, job) for job in jobs]:
-            future.result()
+    task = common.pop("task")
+    run_many([dict(task=task, optimizer=name, hparams=hp, seed=seed, **common)
+              for name, hp, _ in entries for seed in range(seeds)], workers)
 
 
 def _table(task: str, spec: Any, entries: Sequence[tuple[str, Any, str]], runs: Mapping[str, list[RunResult]],

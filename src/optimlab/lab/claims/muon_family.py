@@ -24,7 +24,8 @@ from .base import Claim, Outcome, new_figure, register
 from .protocols import Tuned, grid_edges, plot_tuning, tuned_comparison
 
 TASK, METRIC = "mnist1d", "eval_loss"
-FAST = {"lrs": (0.01, 0.02), "steps": 120}
+# fast grid widened from (0.01, 0.02) after both best lrs sat at its high edge (then "inconclusive")
+FAST = {"lrs": (0.01, 0.02, 0.04, 0.08), "steps": 120}
 FULL = {"lrs": (0.0025, 0.005, 0.01, 0.02, 0.04, 0.08), "steps": 600}
 MATCH = 0.10  # Kaon (and Turbo-Muon) within 10% of Muon's eval loss
 SHAPES = ((256, 256), (128, 512), (512, 128))  # square, wide, tall
@@ -156,7 +157,7 @@ KAON = register(Claim(
               "performance (no numbers given in the abstract).",
     optimizers=("muon", "kaon"),
     protocol="mnist1d MLP; matrix-role lr tuned per optimizer on one log grid by mean final eval loss over "
-             "seeds; other hyperparameters at defaults. fast: lr ∈ {0.01, 0.02}, 120 steps; full: lr from "
+             "seeds; other hyperparameters at defaults. fast: lr ∈ {0.01, 0.02, 0.04, 0.08}, 120 steps; full: lr from "
              "0.0025 to 0.08 (×2), 600 steps.",
     rule="per seed, Kaon's eval loss at its tuned lr within 10% of Muon's at its tuned lr",
     margin="|L_Kaon − L_Muon| ≤ 0.10 · L_Muon, every seed",
@@ -171,7 +172,7 @@ MUONEQ = register(Claim(
               "on C4, no numbers in the abstract).",
     optimizers=("muon", "muoneq"),
     protocol="mnist1d MLP; matrix-role lr tuned per optimizer on one log grid by mean final eval loss over "
-             "seeds; MuonEq with equilibrate='r'. fast: lr ∈ {0.01, 0.02}, 120 steps; full: lr from 0.0025 to "
+             "seeds; MuonEq with equilibrate='r'. fast: lr ∈ {0.01, 0.02, 0.04, 0.08}, 120 steps; full: lr from 0.0025 to "
              "0.08 (×2), 600 steps.",
     rule="per seed, MuonEq-R's eval loss at its tuned lr below Muon's at its tuned lr",
     margin="L_MuonEq-R < L_Muon on every seed (paired by seed)",
