@@ -127,7 +127,7 @@ def test_compare_table(tmp_path):
                     seeds=2, steps=12, store=store, progress=False, eval_every=4)
     assert isinstance(table, ComparisonTable)
     labels = [row["label"] for row in table.rows]
-    assert labels == ["adamw", "sgd(lr=0.1)", "sgd(lr=1.000e6)"]
+    assert labels == ["adamw", "sgd(lr=0.1)", "sgd(lr=1000000.0)"]
     assert {k: len(v) for k, v in table.runs.items()} == {label: 2 for label in labels}
     assert [r.seed for r in table.runs["adamw"]] == [0, 1]
     assert len(store.find_runs(task="digits_mlp")) == 6

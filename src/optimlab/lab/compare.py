@@ -53,11 +53,13 @@ def _label(name: str, hparams: Mapping[str, Any]) -> str:
 
 
 def _short(v: Any) -> str:
-    """Floats in at most 4 significant digits when that is exact (labels must stay distinct), else repr."""
-    if isinstance(v, float) and math.isfinite(v):
-        text = fmt_value(v, 4)
-        return text if float(text) == v else repr(v)
-    return repr(v)
+    """``repr``, except a float whose repr is long and whose 4-significant-digit form is exact (labels
+    are identities: two settings must never print alike)."""
+    text = repr(v)
+    if isinstance(v, float) and math.isfinite(v) and len(text) > 10:
+        short = fmt_value(v, 4)
+        return short if float(short) == v else text
+    return text
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
