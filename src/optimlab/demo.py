@@ -128,6 +128,10 @@ def main(argv: list[str] | None = None) -> None:
         print(result, flush=True)
         for line in edges:
             print(f"  ! {line} (tuning): the optimum may lie outside it", flush=True)
+    from optimlab.lab.store import RunStore, compact
+
+    with RunStore(args.db) as store:
+        compact(store)  # finished runs' checkpoints were dropped: give their space back
     paths = write_report(args.db, args.out, task=tasks[0] if len(tasks) == 1 else None)
     print(f"\nreport: {Path(paths.html).resolve()}  ({len(paths.figures)} PNG figures beside it; "
           f"runs in {args.db}; {time.perf_counter() - t0:.0f} s)")

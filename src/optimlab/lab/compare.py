@@ -114,6 +114,13 @@ class ComparisonTable:
     baseline: str = ""
     tuning: dict[str, TuneResult] = field(default_factory=dict)
 
+    def eval_period(self) -> int | None:
+        """The largest gap between evaluations of the primary metric in any run (None if unknown)."""
+        gaps = [b - a for rs in self.runs.values() for r in rs
+                for (a, _), (b, _) in zip(r.metrics.get(self.primary_metric, []),
+                                          r.metrics.get(self.primary_metric, [])[1:])]
+        return max(gaps) if gaps else None
+
     def notes(self) -> list[str]:
         """Lines under the table: grid-edge warnings and failures."""
         out = []
@@ -135,6 +142,9 @@ class ComparisonTable:
             tgt = "no target declared"
         else:
             tgt = f"target {fmt_value(self.target)} ({'given' if self.target_source == 'given' else 'the task'}'s)"
+        period = self.eval_period()
+        if period and self.target_source != "none":
+            tgt += f"; steps→target has the resolution of the evaluations (every {period} steps)"
         head = [f"{self.task}: {self.primary_metric} ({arrow}); {tgt}",
                 f"mean ± 95% t interval over seeds [runs that reached the target]; "
                 f"vs base: paired t test of {self.primary_metric} against {self.baseline}"]
@@ -145,8 +155,8 @@ class ComparisonTable:
             ("loss", lambda r: fmt_interval(r["stats"]["loss"])),
             (p, lambda r: fmt_interval(r["stats"][p])),
             ("steps→target", lambda r: _hit(r, "steps_to_target")),
-            ("s→target", lambda r: _hit(r, "time_to_target")),
             ("vs base", lambda r: "base" if r["vs_baseline"] is None else _ptest(r["vs_baseline"])),
+            ("s→target", lambda r: _hit(r, "time_to_target")),
             ("ms/step", lambda r: fmt_value(r["stats"]["ms_per_step"].mean)),
             ("B/param", lambda r: fmt_value(r["stats"]["state_bytes_per_param"].mean)),
         ]

@@ -23,6 +23,23 @@ def _run_job(kwargs: Mapping[str, Any]) -> int:
     return run(**{**kwargs, "progress": False}).run_id
 
 
+def _stored(job: Mapping[str, Any]) -> bool:
+    """Whether the job's run is already finished (or failed) in its store: no process is needed."""
+    from .store import RunStore
+    from .tasks import get_task
+
+    if job.get("resume") is False:
+        return False
+    task = get_task(job["task"], **dict(job.get("task_options") or {}))
+    hp = job.get("hparams")
+    if hp is None or (not hp and job["optimizer"] == "adamw"):
+        return False  # run() fills these in; let it decide
+    with RunStore(job["store"]) as store:
+        row = store.find_matching(job["task"], task.options, job["optimizer"], hp, job.get("seed", 0),
+                                  job.get("steps") or task.spec.default_steps)
+    return row is not None and row["status"] in ("finished", "failed")
+
+
 def run_many(jobs: Sequence[Mapping[str, Any]], workers: int) -> list[int]:
     """Run every job (``run`` keyword arguments) with ``workers`` processes; returns the run ids in
     job order. The first exception raised by a job is re-raised after the pool shuts down."""
@@ -36,7 +53,7 @@ def run_many(jobs: Sequence[Mapping[str, Any]], workers: int) -> list[int]:
             for job in jobs]
     if len(set(keys)) != len(keys):
         raise ValueError("run_many: two jobs have the same configuration")
-    if workers == 1 or len(jobs) <= 1:
+    if workers == 1 or len(jobs) <= 1 or all(_stored(job) for job in jobs):
         return [_run_job(job) for job in jobs]
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
         futures = [pool.submit(_run_job, dict(job)) for job in jobs]

@@ -312,6 +312,11 @@ class RunStore:
 
 
 # -- added by the lab-runs work (issue 9): finished runs do not keep their checkpoint ----------------
+def compact(store: RunStore) -> None:
+    """Give the space of deleted rows (dropped checkpoints) back to the file system (``VACUUM``)."""
+    store.conn.execute("VACUUM")
+
+
 def drop_checkpoint(store: RunStore, run_id: int) -> None:
     """Delete the checkpoint of run ``run_id`` (its metrics stay); nothing happens when it has none."""
     with store.conn:
