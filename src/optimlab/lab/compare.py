@@ -142,12 +142,12 @@ class ComparisonTable:
             tgt = "no target declared"
         else:
             tgt = f"target {fmt_value(self.target)} ({'given' if self.target_source == 'given' else 'the task'}'s)"
+        head = [f"{self.task}: {self.primary_metric} ({arrow}); {tgt}",
+                "mean ± 95% t interval over seeds [runs that reached the target]",
+                f"vs base: paired t test of {self.primary_metric} against {self.baseline}"]
         period = self.eval_period()
         if period and self.target_source != "none":
-            tgt += f"; steps→target has the resolution of the evaluations (every {period} steps)"
-        head = [f"{self.task}: {self.primary_metric} ({arrow}); {tgt}",
-                f"mean ± 95% t interval over seeds [runs that reached the target]; "
-                f"vs base: paired t test of {self.primary_metric} against {self.baseline}"]
+            head[-1] += f"; steps→target resolution: {period} steps"
         p = self.primary_metric
         cols: list[tuple[str, Any]] = [
             ("optimizer", lambda r: r["label"] + (" [edge]" if r["tuning"] and r["tuning"].at_edge else "")),
