@@ -62,8 +62,8 @@ def stores(tmp_path_factory) -> dict[str, Path]:
 Q = ["--task", "quadratic"]
 # (id, store template, argv after which "--db PATH" is appended, regex stderr must match)
 CASES = [
-    ("hp-no-equals", "finished", [*RUN, "--hp", "lr"], r"--hp must be KEY=VALUE, got 'lr'"),
-    ("hp-empty-key", "finished", [*RUN, "--hp", "=0.1"], r"--hp must be KEY=VALUE, got '=0\.1'"),
+    ("hp-no-equals", "finished", [*RUN, "--hp", "lr"], r"--hp must be \[OPTIMIZER:\]KEY=VALUE, got 'lr'"),
+    ("hp-empty-key", "finished", [*RUN, "--hp", "=0.1"], r"--hp must be \[OPTIMIZER:\]KEY=VALUE, got '=0\.1'"),
     ("option-no-equals", "finished", [*RUN, "--option", "dim"], r"--option must be KEY=VALUE, got 'dim'"),
     ("hp-out-of-range", "finished", [*RUN, "--hp", "momentum=2"], r"sgd: momentum must be in \[0, 1\), got 2"),
     ("hp-unknown", "finished", [*RUN, "--hp", "lrr=0.1"], r"sgd: unexpected hyperparameter 'lrr'"),

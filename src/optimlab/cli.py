@@ -46,6 +46,68 @@ def _pairs(items: list[str], what: str) -> dict[str, Any]:
     return out
 
 
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside brackets: ``"muon:lr=0.03,adamw:betas=(0.9,0.95)"`` -> two items."""
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [x for x in out + [cur] if x.strip()]
+
+
+def parse_optimizer_hparams(items: list[str] | None, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Per-optimizer hyperparameters from ``[OPTIMIZER:]KEY=VALUE`` items (comma- or space-separated).
+
+    ``["muon:lr=0.03,adamw:lr=1e-3", "weight_decay=0.1"]`` with names ``["muon", "adamw"]`` ->
+    ``{"muon": {"lr": 0.03, "weight_decay": 0.1}, "adamw": {"lr": 0.001, "weight_decay": 0.1}}``: an item
+    without a prefix applies to every optimizer; a prefixed one wins over it. A prefix that is not
+    among ``names``, or an item without ``=``: ValueError naming it.
+    """
+    shared: dict[str, Any] = {}
+    own: dict[str, dict[str, Any]] = {n: {} for n in names}
+    for item in [x for raw in items or [] for x in _split_top(raw)]:
+        key, sep, val = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--hp must be [OPTIMIZER:]KEY=VALUE, got {item!r}")
+        prefix, colon, name = key.rpartition(":")
+        if colon:
+            if prefix not in own:
+                raise ValueError(f"--hp {item!r}: {prefix!r} is not one of the optimizers ({', '.join(names)})")
+            own[prefix][name] = _value(val)
+        else:
+            shared[key] = _value(val)
+    return {n: {**shared, **own[n]} for n in names}
+
+
+def parse_tune(items: list[str] | None, names: list[str]) -> dict[str, Any]:
+    """``--tune`` items ``[OPTIMIZER:]PARAM=GRID`` as :func:`optimlab.lab.compare.compare`'s ``tune``."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, grid = item.partition("=")
+        prefix, colon, param = key.strip().rpartition(":")
+        if not sep or not param or not grid:
+            raise ValueError(f"--tune must be [OPTIMIZER:]PARAM=GRID (e.g. lr=log:1e-4:1e-1:7), got {item!r}")
+        if colon:
+            if prefix not in names:
+                raise ValueError(f"--tune {item!r}: {prefix!r} is not one of the optimizers ({', '.join(names)})")
+            out.setdefault(prefix, {})[param] = grid
+        else:
+            out[param] = grid
+    return out
+
+
+def _runner_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, threads=args.threads,
+                nonfinite=args.nonfinite, sharpness_every=args.sharpness_every,
+                keep_checkpoint=args.keep_checkpoint, resume=not args.no_resume, progress=not args.no_progress)
+
+
 def _tasks(args: argparse.Namespace) -> int:
     from .lab.tasks import TASKS
 
@@ -58,14 +120,16 @@ def _tasks(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .lab.runner import run
 
-    res = run(args.task, args.optimizer, hparams=_pairs(args.hp, "--hp"), seed=args.seed, steps=args.steps,
-              task_options=_pairs(args.option, "--option"), store=args.db, threads=args.threads, progress=True,
-              sharpness_every=args.sharpness_every,
-              restart=args.restart)
+    from .lab.stats import fmt_value
+
+    hp = parse_optimizer_hparams(args.hp, [args.optimizer])[args.optimizer]
+    res = run(args.task, args.optimizer, hparams=hp or None, seed=args.seed, steps=args.steps,
+              task_options=_pairs(args.option, "--option"), store=args.db, restart=args.restart,
+              **_runner_kwargs(args))
     print(f"run {res.run_id}: {res.task} × {res.optimizer} seed {res.seed} — {res.status}"
           + (" (from the store)" if res.cached else ""))
     for k, v in res.final.items():
-        print(f"  {k:<24} {v:.6g}")
+        print(f"  {k:<24} {fmt_value(v)}")
     if res.error:
         print(f"  error: {res.error}")
     print(f"stored in {args.db}")
@@ -75,8 +139,12 @@ def _run(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from .lab.compare import compare
 
-    table = compare(args.task, [o for o in args.optimizers.split(",") if o], seeds=args.seeds, steps=args.steps,
-                    store=args.db, threads=args.threads, task_options=_pairs(args.option, "--option"))
+    names = [o for o in args.optimizers.split(",") if o]
+    hps = parse_optimizer_hparams(args.hp, names)
+    table = compare(args.task, [(n, hps[n]) if hps[n] else n for n in names], seeds=args.seeds, steps=args.steps,
+                    store=args.db, task_options=_pairs(args.option, "--option"), tune=parse_tune(args.tune, names),
+                    tune_steps=args.tune_steps, baseline=args.baseline, target=args.target, workers=args.workers,
+                    **_runner_kwargs(args))
     print(table)
     print(f"stored in {args.db}")
     return 0
@@ -141,18 +209,35 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument("--option", nargs="*", metavar="KEY=VALUE", help="task options")
     common.add_argument("--db", default="optimlab-runs/runs.db", help="SQLite run store")
     common.add_argument("--threads", type=int, default=1)
-    r = sub.add_parser("run", parents=[common], help="one run: task × optimizer × seed, stored")
+    runner = argparse.ArgumentParser(add_help=False)  # every option of optimlab.lab.runner.run
+    runner.add_argument("--eval-every", type=int, default=None,
+                        help="evaluate every N steps (default: at most 10%% of training time)")
+    runner.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N steps "
+                        "(default: --eval-every)")
+    runner.add_argument("--keep-checkpoint", action="store_true", help="keep finished runs' checkpoints")
+    runner.add_argument("--sharpness-every", type=int, default=None, help="log λ_max(H) every N steps")
+    runner.add_argument("--nonfinite", default="error", help="non-finite gradients: error (default) or skip")
+    runner.add_argument("--no-resume", action="store_true", help="train again even if the store has the run")
+    runner.add_argument("--no-progress", action="store_true", help="no progress bar")
+    hp_help = "hyperparameters [OPTIMIZER:]KEY=VALUE, comma or space separated (muon:lr=0.03,adamw:lr=1e-3)"
+    r = sub.add_parser("run", parents=[common, runner], help="one run: task × optimizer × seed, stored")
     r.add_argument("--optimizer", required=True)
-    r.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="optimizer hyperparameters")
+    r.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help=hp_help)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--sharpness-every", type=int, default=None, help="log λ_max(H) every N steps")
     r.add_argument("--restart", action="store_true",
                    help="train an interrupted run of this configuration again from step 0 instead of "
                         "resuming its checkpoint (e.g. when the checkpoint is refused as invalid)")
     r.set_defaults(func=_run)
-    c = sub.add_parser("compare", parents=[common], help="optimizers × seeds on one task, as a table")
+    c = sub.add_parser("compare", parents=[common, runner], help="optimizers × seeds on one task, as a table")
     c.add_argument("--optimizers", required=True, help="comma-separated names")
+    c.add_argument("--hp", nargs="*", metavar="[OPT:]KEY=VALUE", help=hp_help)
     c.add_argument("--seeds", type=int, default=3)
+    c.add_argument("--tune", nargs="*", metavar="[OPT:]PARAM=GRID", help="tune per optimizer on seed 1000 "
+                   "first, e.g. lr=log:1e-4:1e-1:7 or muon:lr=0.01,0.02,0.04")
+    c.add_argument("--tune-steps", type=int, default=None, help="budget of each tuning trial (default --steps)")
+    c.add_argument("--baseline", default=None, help="row the paired tests compare with (default: the first)")
+    c.add_argument("--target", type=float, default=None, help="override the task's primary-metric target")
+    c.add_argument("--workers", type=int, default=1, help="runs at once, in separate processes")
     c.set_defaults(func=_compare)
     sw = sub.add_parser("sweep", parents=[common], help="an Optuna study over one optimizer's hyperparameters")
     sw.add_argument("--optimizer", required=True)

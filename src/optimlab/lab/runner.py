@@ -5,13 +5,20 @@ What a run records (``step`` = number of completed optimizer steps):
 * ``loss`` at every step k = 1..steps: the training (mini)batch loss computed during step k, before
   its update (every step, unaveraged; summaries average over the last 10% of steps);
 * ``step_ms``: wall time of step k in milliseconds, measured around the whole step (batch, forward,
-  backward, ``opt.step()``, ``zero_grad``); ``opt_ms``: the ``opt.step()`` call alone;
-* the task's eval metrics (``spec.metrics``) at step 0, every ``eval_every`` steps and at the end;
+  backward, ``opt.step()``, ``zero_grad``) less the logging below; ``opt_ms``: the ``opt.step()``
+  call alone;
+* ``lr``, ``grad_norm``, ``update_norm`` at step 1 and every ``steplog.log_every(steps)`` steps (every
+  step up to 200 steps; about 200 points in all) (:mod:`optimlab.lab.steplog`);
+* the task's eval metrics (``spec.metrics``) at the evaluation steps (``steplog.eval_steps``: 0 when
+  the period is shorter than the run, every ``eval_every`` steps, and the end; by default at most
+  10% of the training time, ``steplog.default_eval_every``), with ``eval_ms``, the time that
+  evaluation took (never part of ``step_ms``);
 * ``state_bytes`` (sum of the bytes of every tensor in ``optimizer.state``) and ``n_params`` at the
   end.
 
 Metrics are written together with a checkpoint (every ``checkpoint_every`` steps, and at the end),
-in one transaction, so the store always holds metrics exactly up to the latest checkpoint.
+in one transaction, so the store always holds metrics exactly up to the latest checkpoint. A finished
+run's checkpoint is then deleted (``keep_checkpoint=False``, the default): it only serves resuming.
 On ``KeyboardInterrupt`` the run is marked ``interrupted`` (its last checkpoint kept) and the
 interrupt re-raised; ``run(..., resume=True)`` with the same configuration continues it from that
 checkpoint and ends with bit-identical parameters and metrics (everything random is seeded from
@@ -38,7 +45,8 @@ from torch import nn
 import optimlab
 
 from . import checkpoint as checkpoint_codec
-from .store import RunStore, canonical_json, environment
+from . import steplog
+from .store import RunStore, canonical_json, drop_checkpoint, environment
 from .tasks import get_task
 from .tasks.base import derive_seed, preserve_global_rng
 
@@ -51,7 +59,8 @@ class RunResult:
 
     ``final``: summary numbers (see :func:`summarize`): ``loss`` (mean training loss over the last
     10% of steps), each eval metric at the end, ``ms_per_step`` (median step time), ``state_bytes``,
-    ``n_params``. ``metrics``: every recorded series, name -> [(step, value)]. ``cached``: True when
+    ``n_params``, ``eval_ms`` (total evaluation time), ``eval_overhead`` (total ``eval_ms`` /
+    total ``step_ms``). ``metrics``: every recorded series, name -> [(step, value)]. ``cached``: True when
     the run was found finished (or failed) in the store and not trained again; ``model`` is then
     None. ``resumed_from``: the checkpoint step a resumed run continued from, else None.
     """
@@ -105,8 +114,12 @@ def summarize(metrics: Mapping[str, list[tuple[int, float]]], steps: int) -> dic
         elif name == "opt_ms":
             values = [v for s, v in series if s > 1] or [v for _, v in series]
             out["opt_ms_per_step"] = statistics.median(values)
+        elif name == "eval_ms":
+            out["eval_ms"] = sum(v for _, v in series)
         else:
             out[name] = series[-1][1]
+    if "eval_ms" in out and metrics.get("step_ms"):
+        out["eval_overhead"] = out["eval_ms"] / max(sum(v for _, v in metrics["step_ms"]), 1e-12)
     return out
 
 
@@ -139,8 +152,8 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         store: RunStore | str | None = None, eval_every: int | None = None,
         checkpoint_every: int | None = None, threads: int = 1, progress: bool = False,
         resume: bool = True, nonfinite: str = "error", sharpness_every: int | None = None,
-        restart: bool = False,
-        on_step: Callable[[int, float], None] | None = None) -> RunResult:
+        restart: bool = False, on_step: Callable[[int, float], None] | None = None,
+        keep_checkpoint: bool = False) -> RunResult:
     """Train ``optimizer`` on ``task`` for ``steps`` steps from ``seed`` and record the run.
 
     task, task_options: a task name and its options (:func:`optimlab.lab.tasks.get_task`).
@@ -150,8 +163,12 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
     seed: the task build seed (model init, data) and the seed of the global RNGs during training.
     steps: optimizer steps (default ``spec.default_steps``).
     store: a :class:`RunStore`, a database path, or None (an in-memory store: nothing persists).
-    eval_every: evaluate every this many steps (default ``max(1, steps // 20)``); also at 0 and end.
+    eval_every: evaluate every this many steps, at the end, and at step 0 when shorter than the run
+        (default :func:`optimlab.lab.steplog.default_eval_every`: at most 10% of the training time,
+        from the task's declared ``eval_cost``).
     checkpoint_every: checkpoint (and flush metrics) every this many steps (default eval_every).
+    keep_checkpoint: keep the finished run's last checkpoint (default: delete it; the store keeps
+        metrics, and checkpoints of finished runs only cost space).
     threads: ``torch.set_num_threads`` for the run (restored afterwards); recorded with the run.
     progress: a tqdm bar with ETA. nonfinite: passed to :func:`optimlab.create`.
     resume: reuse the store's run of the identical configuration (task, options, optimizer,
@@ -195,7 +212,7 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
             raise ValueError(f"run: {label} must be an int >= 1, got {value!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"run: seed must be an int >= 0, got {seed!r}")
-    eval_every = eval_every or max(1, steps // 20)
+    eval_every = eval_every or steplog.default_eval_every(steps, getattr(task_obj, "eval_cost", 1.0))
     checkpoint_every = checkpoint_every or eval_every
     options = task_obj.options
     canonical_json(hparams)  # fail early on values the store cannot record
@@ -215,7 +232,8 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
             db.reset_run(previous["id"])
         with preserve_global_rng():
             return _train(db, task, options, optimizer, hparams, seed, steps, instance, opt,
-                          previous, eval_every, checkpoint_every, threads, progress, on_step, sharpness_every)
+                          previous, eval_every, checkpoint_every, threads, progress, on_step, sharpness_every,
+                          keep_checkpoint)
     finally:
         torch.set_num_threads(old_threads)
         if owned:
@@ -225,11 +243,13 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
 def _evaluate(step: int, instance: Any, opt: Any) -> list[tuple[int, str, float]]:
     """The task's eval metrics at the optimizer's evaluation point: schedule-free recipes evaluate their
     average ``x`` (``opt.eval()``), then return to the training point ``y``; others have no modes."""
+    t0 = time.perf_counter()
     opt.eval()
     try:
-        return [(step, k, v) for k, v in instance.evaluate(instance.model).items()]
+        out = [(step, k, v) for k, v in instance.evaluate(instance.model).items()]
     finally:
         opt.train()
+    return out + [(step, "eval_ms", (time.perf_counter() - t0) * 1e3)]
 
 
 def _sharpness(step: int, instance: Any, opt: Any) -> list[tuple[int, str, float]]:
@@ -248,7 +268,8 @@ def _sharpness(step: int, instance: Any, opt: Any) -> list[tuple[int, str, float
 def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict, seed: int,
            steps: int, instance: Any, opt: Any, previous: Mapping[str, Any] | None,
            eval_every: int, checkpoint_every: int, threads: int, progress: bool,
-           on_step: Callable[[int, float], None] | None, sharpness_every: int | None = None) -> RunResult:
+           on_step: Callable[[int, float], None] | None, sharpness_every: int | None = None,
+           keep_checkpoint: bool = False) -> RunResult:
     model = instance.model
     start, resumed_from = 0, None
     checkpoint = db.load_checkpoint(previous["id"]) if previous is not None else None
@@ -274,7 +295,7 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
         random.seed(derive_seed(seed, "train", "random"))
 
     pending: list[tuple[int, str, float]] = []
-    if start == 0:
+    if start == 0 and eval_every < steps:
         pending += _evaluate(0, instance, opt)
         if sharpness_every:
             pending += _sharpness(0, instance, opt)
@@ -285,6 +306,7 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
         bar = tqdm(total=steps, initial=start, desc=f"{task}/{optimizer}/seed {seed}",
                    unit="step", leave=False, dynamic_ncols=True)
     step = start
+    log_every = steplog.log_every(steps)
     try:
         model.train()
         for step in range(start + 1, steps + 1):
@@ -295,12 +317,23 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"non-finite training loss {loss_value} at step {step}")
             loss.backward()
+            ta = time.perf_counter()
+            # step telemetry, left out of step_ms: the lr the step will use, the gradient norm before
+            # the step, and a copy of the parameters to measure the update
+            logged = step == 1 or step % log_every == 0
+            if logged:
+                lr, gnorm, before = float(steplog.main_group(opt)["lr"]), steplog.grad_norm(opt), steplog.snapshot(opt)
             t1 = time.perf_counter()
             opt.step()
             t2 = time.perf_counter()
+            if logged:
+                pending += [(step, "lr", lr), (step, "grad_norm", gnorm),
+                            (step, "update_norm", steplog.update_norm(opt, before))]
+                del before
+            tb = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             t3 = time.perf_counter()
-            pending += [(step, "loss", loss_value), (step, "step_ms", (t3 - t0) * 1e3),
+            pending += [(step, "loss", loss_value), (step, "step_ms", (t3 - t0 - (t1 - ta) - (tb - t2)) * 1e3),
                         (step, "opt_ms", (t2 - t1) * 1e3)]
             if step % eval_every == 0 or step == steps:
                 pending += _evaluate(step, instance, opt)
@@ -334,6 +367,8 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
         if bar is not None:
             bar.close()
     db.finish(run_id)
+    if not keep_checkpoint:
+        drop_checkpoint(db, run_id)
     opt.eval()  # the returned model holds the evaluated point (schedule-free: the average x)
     return _result_from_store(db, db.get_run(run_id), cached=False, model=model,
                               resumed_from=resumed_from)

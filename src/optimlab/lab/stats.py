@@ -94,7 +94,10 @@ def fmt_value(x: float, digits: int = 3) -> str:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     if 1e-3 <= abs(x) < 1e5:
-        return f"{x:.{digits}g}"
+        # round to `digits` significant digits without ever switching to an exponent ("1.1e+02")
+        places = digits - 1 - math.floor(math.log10(abs(x)))
+        text = f"{round(x, places):.{max(places, 0)}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
     return f"{x:.{max(digits - 1, 0)}e}".replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
 
 

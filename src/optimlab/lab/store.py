@@ -324,3 +324,15 @@ class RunStore:
         with self.conn:
             self.conn.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?",
                               (int(run_id), int(after_step)))
+
+
+# -- added by the lab-runs work (issue 9): finished runs do not keep their checkpoint ----------------
+def compact(store: RunStore) -> None:
+    """Give the space of deleted rows (dropped checkpoints) back to the file system (``VACUUM``)."""
+    store.conn.execute("VACUUM")
+
+
+def drop_checkpoint(store: RunStore, run_id: int) -> None:
+    """Delete the checkpoint of run ``run_id`` (its metrics stay); nothing happens when it has none."""
+    with store.conn:
+        store.conn.execute("DELETE FROM checkpoints WHERE run_id = ?", (int(run_id),))

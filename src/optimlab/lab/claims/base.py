@@ -11,7 +11,9 @@ Verdicts:
 - ``"holds"``: every seed passes the rule.
 - ``"does not hold"``: no seed passes.
 - ``"inconclusive"``: the seeds disagree, or the experiment could not reach the regime the claim
-  is about (stated in the explanation).
+  is about (stated in the explanation), or a hyperparameter the verdict rests on was tuned and its
+  best value sits at the edge of its grid (``Outcome.grid_edges``; the optimum may lie outside the
+  grid, so neither "holds" nor "does not hold" is supported).
 - ``"pending"``: the experiment cannot run yet: an optimizer it needs is not registered
   (``optimlab.available()``) or the protocol is not implemented; ``missing`` says what.
 
@@ -41,6 +43,8 @@ class Outcome:
         ``verdict`` is given (e.g. "inconclusive" when the regime was not reached).
     explanation: one or two sentences with the key numbers. figure: a matplotlib Figure.
     details: anything else worth keeping (curves, configuration), JSON-friendly.
+    grid_edges: one line per tuned hyperparameter whose best value is the first or last of its grid
+        (e.g. "muon lr=0.02 at the high edge of [0.01 .. 0.02]"); any makes the verdict inconclusive.
     """
 
     per_seed: dict[int, dict[str, float]]
@@ -49,6 +53,7 @@ class Outcome:
     figure: Any = None
     details: dict[str, Any] = field(default_factory=dict)
     verdict: str | None = None
+    grid_edges: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -157,6 +162,11 @@ class Claim:
         verdict = outcome.verdict or verdict_from(list(outcome.passed.values()))
         if verdict not in VERDICTS:
             raise RuntimeError(f"{self.id}: experiment returned unknown verdict {verdict!r}")
+        explanation = outcome.explanation
+        if outcome.grid_edges and verdict in ("holds", "does not hold"):
+            explanation += (f" Inconclusive rather than '{verdict}': best value at the edge of its grid "
+                            f"({'; '.join(outcome.grid_edges)}), so the optimum may lie outside the grid.")
+            verdict = "inconclusive"
         figure_path = None
         if outcome.figure is not None:
             out = pathlib.Path(out_dir if out_dir is not None else "claims-out")
@@ -166,7 +176,7 @@ class Claim:
             import matplotlib.pyplot as plt
 
             plt.close(outcome.figure)
-        return Evidence(self.id, verdict, self.margin, outcome.explanation, fast, seeds,
+        return Evidence(self.id, verdict, self.margin, explanation, fast, seeds,
                         measurements=outcome.per_seed, passed=outcome.passed,
                         figure_path=str(figure_path) if figure_path else None,
                         details=outcome.details, seconds=seconds)

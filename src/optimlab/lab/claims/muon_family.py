@@ -21,10 +21,11 @@ import math
 from typing import Any, Mapping, Sequence
 
 from .base import Claim, Outcome, new_figure, register
-from .protocols import Tuned, plot_tuning, tuned_comparison
+from .protocols import Tuned, grid_edges, plot_tuning, tuned_comparison
 
 TASK, METRIC = "mnist1d", "eval_loss"
-FAST = {"lrs": (0.01, 0.02), "steps": 120}
+# fast grid widened from (0.01, 0.02) after both best lrs sat at its high edge (then "inconclusive")
+FAST = {"lrs": (0.01, 0.02, 0.04, 0.08), "steps": 120}
 FULL = {"lrs": (0.0025, 0.005, 0.01, 0.02, 0.04, 0.08), "steps": 600}
 MATCH = 0.10  # Kaon (and Turbo-Muon) within 10% of Muon's eval loss
 SHAPES = ((256, 256), (128, 512), (512, 128))  # square, wide, tall
@@ -56,14 +57,6 @@ def _details(tuned: Mapping[str, Tuned], fast: bool) -> dict[str, Any]:
             "chosen_lr": {label: t.lr for label, t in tuned.items()}}
 
 
-def _edges(tuned: Mapping[str, Tuned], fast: bool) -> str:
-    """A warning when a chosen lr sits at the end of the grid (the optimum may lie outside it)."""
-    lrs = (FAST if fast else FULL)["lrs"]
-    at = [f"{label} at {'lowest' if t.lr == min(lrs) else 'highest'} lr" for label, t in tuned.items()
-          if t.lr in (min(lrs), max(lrs))]
-    return f"; grid edge: {', '.join(at)}" if at else ""
-
-
 def _join(values: Any) -> str:
     return ", ".join(f"{v:+.4f}" for v in values)
 
@@ -81,10 +74,9 @@ def _kaon(fast: bool, seeds: Sequence[int]) -> Outcome:
     explanation = (f"{TASK}, {(FAST if fast else FULL)['steps']} steps, lr tuned per optimizer on "
                    f"{list((FAST if fast else FULL)['lrs'])}: Muon {muon.mean():.4f} at lr {muon.lr:g}, Kaon "
                    f"{kaon.mean():.4f} at lr {kaon.lr:g} (mean eval loss); relative gaps "
-                   f"{_join(v['relative_gap'] for v in per_seed.values())} (need |gap| ≤ {MATCH})"
-                   f"{_edges(tuned, fast)}")
+                   f"{_join(v['relative_gap'] for v in per_seed.values())} (need |gap| ≤ {MATCH})")
     return Outcome(per_seed, passed, explanation, _figure(tuned, seeds, "Kaon vs Muon per seed"),
-                   _details(tuned, fast))
+                   _details(tuned, fast), grid_edges=grid_edges(tuned))
 
 
 def _muoneq(fast: bool, seeds: Sequence[int]) -> Outcome:
@@ -100,10 +92,9 @@ def _muoneq(fast: bool, seeds: Sequence[int]) -> Outcome:
     explanation = (f"{TASK}, {(FAST if fast else FULL)['steps']} steps, lr tuned per optimizer: Muon "
                    f"{muon.mean():.4f} at lr {muon.lr:g}, MuonEq-R {eq.mean():.4f} at lr {eq.lr:g} (mean eval "
                    f"loss); per-seed improvement "
-                   f"{_join(v['improvement'] for v in per_seed.values())} (need > 0 on every seed)"
-                   f"{_edges(tuned, fast)}")
+                   f"{_join(v['improvement'] for v in per_seed.values())} (need > 0 on every seed)")
     return Outcome(per_seed, passed, explanation, _figure(tuned, seeds, "MuonEq-R vs Muon per seed"),
-                   _details(tuned, fast))
+                   _details(tuned, fast), grid_edges=grid_edges(tuned))
 
 
 def _polar_distances(seed: int) -> tuple[float, float]:
@@ -166,7 +157,7 @@ KAON = register(Claim(
               "performance (no numbers given in the abstract).",
     optimizers=("muon", "kaon"),
     protocol="mnist1d MLP; matrix-role lr tuned per optimizer on one log grid by mean final eval loss over "
-             "seeds; other hyperparameters at defaults. fast: lr ∈ {0.01, 0.02}, 120 steps; full: lr from "
+             "seeds; other hyperparameters at defaults. fast: lr ∈ {0.01, 0.02, 0.04, 0.08}, 120 steps; full: lr from "
              "0.0025 to 0.08 (×2), 600 steps.",
     rule="per seed, Kaon's eval loss at its tuned lr within 10% of Muon's at its tuned lr",
     margin="|L_Kaon − L_Muon| ≤ 0.10 · L_Muon, every seed",
@@ -181,7 +172,7 @@ MUONEQ = register(Claim(
               "on C4, no numbers in the abstract).",
     optimizers=("muon", "muoneq"),
     protocol="mnist1d MLP; matrix-role lr tuned per optimizer on one log grid by mean final eval loss over "
-             "seeds; MuonEq with equilibrate='r'. fast: lr ∈ {0.01, 0.02}, 120 steps; full: lr from 0.0025 to "
+             "seeds; MuonEq with equilibrate='r'. fast: lr ∈ {0.01, 0.02, 0.04, 0.08}, 120 steps; full: lr from 0.0025 to "
              "0.08 (×2), 600 steps.",
     rule="per seed, MuonEq-R's eval loss at its tuned lr below Muon's at its tuned lr",
     margin="L_MuonEq-R < L_Muon on every seed (paired by seed)",

@@ -16,13 +16,20 @@ from typing import Any, Mapping, Sequence
 
 @dataclass
 class Tuned:
-    """One optimizer's sweep: ``curve`` {lr: [metric per seed]}, the chosen ``lr`` and its values."""
+    """One optimizer's sweep: ``curve`` {lr: [metric per seed]}, the chosen ``lr`` and its values.
+    ``at_edge``: "low" / "high" when the chosen lr is the smallest / largest of a grid of >= 2 values."""
 
     name: str
     curve: dict[float, list[float]]
     lr: float
     per_seed: dict[int, float]
     hparams: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def at_edge(self) -> str | None:
+        if len(self.curve) < 2:
+            return None  # one value is not a tuning (e.g. a paper's fixed lr)
+        return "low" if self.lr == min(self.curve) else ("high" if self.lr == max(self.curve) else None)
 
     def mean(self, lr: float | None = None) -> float:
         return _mean(self.curve[self.lr if lr is None else lr])
@@ -59,6 +66,12 @@ def tuned_comparison(task: str, optimizers: Mapping[str, Mapping[str, Any]], lrs
         best = min(curve, key=lambda lr: (_mean(curve[lr]), lr))
         out[label] = Tuned(label, curve, best, dict(zip(seeds, curve[best])), cfg)
     return out
+
+
+def grid_edges(tuned: Mapping[str, Tuned]) -> list[str]:
+    """One line per optimizer whose chosen lr sits at the edge of its grid (``Outcome.grid_edges``)."""
+    return [f"{label} lr={t.lr:g} at the {t.at_edge} edge of [{min(t.curve):g} .. {max(t.curve):g}]"
+            for label, t in tuned.items() if t.at_edge]
 
 
 def plot_tuning(ax: Any, tuned: Mapping[str, Tuned], metric: str) -> None:

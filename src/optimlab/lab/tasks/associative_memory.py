@@ -37,6 +37,7 @@ class AssociativeMemory(Task):
     """
 
     name = "associative_memory"
+    eval_cost = 5.0
     description = "linear associative memory, Gaussian embeddings, Zipf query frequencies"
     references = (
         "Cabannes, Dohmatob, Bietti, 'Scaling Laws for Associative Memories', arXiv:2310.02984",
@@ -50,6 +51,10 @@ class AssociativeMemory(Task):
     zipf_exponent: float = 1.0
     batch_size: int = 256
     init_scale: float = 0.0
+
+    def _targets(self) -> dict[str, float]:
+        # reached by AdamW at the task's settings within the default budget (seeds 0 and 1, measured)
+        return {"eval_loss": 2.5, "weighted_accuracy": 0.65}
 
     def __post_init__(self) -> None:
         n = self.name

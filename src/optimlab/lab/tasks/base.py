@@ -68,6 +68,10 @@ class Task:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     references: ClassVar[tuple[str, ...]] = ()
+    #: time of one ``evaluate()`` in units of one AdamW training step at the default options
+    #: (measured once on CPU, 1 thread; rounded up): the runner's default evaluation period keeps
+    #: evaluation under 10% of training time from it (``optimlab.lab.steplog.default_eval_every``)
+    eval_cost: ClassVar[float] = 1.0
 
     @property
     def options(self) -> dict[str, Any]:

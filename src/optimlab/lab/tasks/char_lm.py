@@ -81,6 +81,7 @@ class CharLM(Task):
     """
 
     name = "char_lm"
+    eval_cost = 6.0
     description = "GPT-style character LM on CPython standard-library source"
     references = ("Radford et al., 'Language Models are Unsupervised Multitask Learners' "
                   "(GPT-2), 2019",)
@@ -94,6 +95,10 @@ class CharLM(Task):
     corpus_chars: int = 1_000_000
     val_fraction: float = 0.1
     eval_batches: int = 8
+
+    def _targets(self) -> dict[str, float]:
+        # reached by AdamW at the task's settings within the default budget (seeds 0 and 1, measured)
+        return {"eval_loss": 2.3, "bits_per_char": 3.32}
 
     def __post_init__(self) -> None:
         t = self.name

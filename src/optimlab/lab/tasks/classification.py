@@ -82,11 +82,16 @@ class DigitsMLP(_Classification):
     random permutation from the seed; pixels are standardised with training-set statistics."""
 
     name = "digits_mlp"
+    eval_cost = 4.0
     description = "MLP on scikit-learn's bundled 8x8 digits"
     references = ("Alpaydin, Kaynak, 'Optical Recognition of Handwritten Digits', UCI 1998 "
                   "(the data behind sklearn.datasets.load_digits)",)
 
     test_fraction: float = 0.2
+
+    def _targets(self) -> dict[str, float]:
+        # reached by AdamW at the task's settings within the default budget (seeds 0 and 1, measured)
+        return {"test_accuracy": 0.97, "eval_loss": 0.15}
 
     def __post_init__(self) -> None:
         self._check_common()
@@ -119,6 +124,7 @@ class MNIST1D(_Classification):
     the initialisation and batch order."""
 
     name = "mnist1d"
+    eval_cost = 7.0
     description = "MNIST-1D from the mnist1d offline generator, MLP or 1-D CNN"
     references = ("Greydanus, Kobak, 'Scaling down Deep Learning with MNIST-1D', "
                   "arXiv:2011.14439",)
@@ -126,6 +132,10 @@ class MNIST1D(_Classification):
     arch: str = "mlp"
     channels: int = 32
     batch_size: int | None = 100
+
+    def _targets(self) -> dict[str, float]:
+        # reached by AdamW at the task's settings within the default budget (seeds 0 and 1, measured)
+        return {"test_accuracy": 0.58, "eval_loss": 1.15}
 
     def __post_init__(self) -> None:
         self._check_common()

@@ -37,6 +37,7 @@ class DeepLinear(Task):
     """
 
     name = "deep_linear"
+    eval_cost = 1.0
     description = "deep linear network regression onto a low-rank linear teacher"
     references = (
         "Saxe, McClelland, Ganguli, 'Exact solutions to the nonlinear dynamics of learning in "
@@ -55,6 +56,10 @@ class DeepLinear(Task):
     noise: float = 0.0
     init_scale: float = 0.3
     batch_size: int | None = None
+
+    def _targets(self) -> dict[str, float]:
+        # reached by AdamW at the task's settings within the default budget (seeds 0 and 1, measured)
+        return {"eval_loss": 1e-4, "rel_error": 0.01}
 
     def __post_init__(self) -> None:
         t = self.name

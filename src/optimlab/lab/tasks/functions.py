@@ -40,7 +40,7 @@ class _TestFunction(Task):
         check_float(self.name, "init_radius", self.init_radius, minimum=0.0, strict_min=True)
 
     def _metrics(self):
-        return ("eval_loss", "distance", "grad_norm")
+        return ("eval_loss", "distance", "eval_grad_norm")
 
     def _default_batch_size(self) -> int | None:
         return None
@@ -66,15 +66,20 @@ class Rosenbrock(_TestFunction):
     """Options: dim (2), a (1.0), b (100.0); start: a fixed starting point, e.g. the classic
     (-1.2, 1.0) (None: drawn from the seed, uniform in the box of half-width init_radius (2.0)
     centred at (-1, ..., -1), i.e. on the far side of the valley).
-    Metrics: eval_loss (f), distance (||x - (a, ..., a)||), grad_norm (||grad f||)."""
+    Metrics: eval_loss (f), distance (||x - (a, ..., a)||), eval_grad_norm (||grad f||)."""
 
     name = "rosenbrock"
+    eval_cost = 1.0
     description = "n-D Rosenbrock valley, minimum at (a, ..., a)"
     references = ("Rosenbrock, 'An automatic method for finding the greatest or least value "
                   "of a function', Computer Journal 1960",)
 
     a: float = 1.0
     b: float = 100.0
+
+    def _targets(self) -> dict[str, float]:
+        # reached by AdamW at the task's settings within the default budget (seeds 0 and 1, measured)
+        return {"eval_loss": 0.5}
 
     def __post_init__(self) -> None:
         self._check_common()
@@ -98,15 +103,21 @@ class Rosenbrock(_TestFunction):
 class Rastrigin(_TestFunction):
     """Options: dim (2), amplitude A (10.0); start: a fixed starting point (None: uniform in
     [-init_radius, init_radius]^dim from the seed; the usual domain is [-5.12, 5.12]^dim, the
-    default init_radius 5.12). Metrics: eval_loss (f), distance (||x||), grad_norm."""
+    default init_radius 5.12). Metrics: eval_loss (f), distance (||x||), eval_grad_norm."""
 
     name = "rastrigin"
+    eval_cost = 1.0
     description = "n-D Rastrigin function, global minimum at 0 among many local minima"
     references = ("Rastrigin, 'Systems of extremal control', 1974; Muehlenbein, Schomisch, Born, "
                   "'The parallel genetic algorithm as function optimizer', Parallel Computing 1991",)
 
     init_radius: float = 5.12
     amplitude: float = 10.0
+
+    def _targets(self) -> dict[str, float]:
+        # the global minimum's basin (f < 1); AdamW at the task's settings stops in a local
+        # minimum (f = 25.9 and 5.0 on seeds 0 and 1): the target is what escaping them means
+        return {"eval_loss": 1.0}
 
     def __post_init__(self) -> None:
         self._check_common()
@@ -151,4 +162,4 @@ class FunctionInstance(TaskInstance):
             value = self.task.value(x)
             (grad,) = torch.autograd.grad(value, x)
         return {"eval_loss": value.detach(), "distance": (model.x - self.optimum).norm(),
-                "grad_norm": grad.norm()}
+                "eval_grad_norm": grad.norm()}

@@ -47,6 +47,7 @@ class MatrixSensing(Task):
     """
 
     name = "matrix_sensing"
+    eval_cost = 1.0
     description = "low-rank matrix sensing with Gaussian measurements, factorised U U^T or U V^T"
     references = (
         "Jin, Li, Lyu, Du, Lee, 'Understanding Incremental Learning of Gradient Descent: A "
@@ -68,6 +69,10 @@ class MatrixSensing(Task):
     noise: float = 0.0
     init_scale: float = 1e-3
     batch_size: int | None = None
+
+    def _targets(self) -> dict[str, float]:
+        # reached by AdamW at the task's settings within the default budget (seeds 0 and 1, measured)
+        return {"eval_loss": 1e-4, "rel_error": 0.01}
 
     def __post_init__(self) -> None:
         t = self.name

@@ -41,6 +41,7 @@ class ModularArithmetic(Task):
     """
 
     name = "modular_arithmetic"
+    eval_cost = 1.0
     description = "(a op b) mod p from a fraction of all pairs (grokking)"
     references = (
         "Power et al., 'Grokking: Generalization Beyond Overfitting on Small Algorithmic "
@@ -59,6 +60,10 @@ class ModularArithmetic(Task):
     n_layers: int = 1
     n_heads: int = 4
     batch_size: int | None = None
+
+    def _targets(self) -> dict[str, float]:
+        # reached by AdamW at the task's settings within the default budget (seeds 0 and 1, measured)
+        return {"test_accuracy": 0.95, "eval_loss": 0.1}
 
     def __post_init__(self) -> None:
         n = self.name

@@ -43,6 +43,7 @@ class PINN(Task):
     """
 
     name = "pinn"
+    eval_cost = 1.0
     description = "physics-informed MLP for the 1-D Poisson or heat equation"
     references = (
         "Raissi, Perdikaris, Karniadakis, 'Physics-informed neural networks', J. Comput. Phys. "
@@ -59,6 +60,10 @@ class PINN(Task):
     num_points: int = 128
     resample: bool = False
     boundary_weight: float = 1.0
+
+    def _targets(self) -> dict[str, float]:
+        # reached by AdamW at the task's settings within the default budget (seeds 0 and 1, measured)
+        return {"rel_l2": 0.05, "eval_loss": 0.1}
 
     def __post_init__(self) -> None:
         t = self.name

@@ -36,11 +36,12 @@ class Quadratic(Task):
     noise: std of an additive gradient noise xi ~ N(0, noise^2 I): the step-t loss is
         f(x) + xi_t^T (x - x*), an unbiased stochastic objective (0.0: deterministic).
 
-    Metrics: eval_loss (f(x), noise-free), distance (||x - x*||), grad_norm (||H(x - x*)||).
+    Metrics: eval_loss (f(x), noise-free), distance (||x - x*||), eval_grad_norm (||H(x - x*)||).
     The instance exposes ``hessian`` (dim x dim) and ``hessian_eigenvalues`` (descending).
     """
 
     name = "quadratic"
+    eval_cost = 0.5
     description = "1/2 (x-x*)^T H (x-x*) with a chosen Hessian spectrum"
 
     dim: int = 100
@@ -53,6 +54,10 @@ class Quadratic(Task):
     form: str = "vector"
     rows: int = 10
     noise: float = 0.0
+
+    def _targets(self) -> dict[str, float]:
+        # reached by AdamW at the task's settings within the default budget (seeds 0 and 1, measured)
+        return {"eval_loss": 1e-3}
 
     def __post_init__(self) -> None:
         n = self.name
@@ -92,7 +97,7 @@ class Quadratic(Task):
         return torch.sort(ev, descending=True).values
 
     def _metrics(self):
-        return ("eval_loss", "distance", "grad_norm")
+        return ("eval_loss", "distance", "eval_grad_norm")
 
     def _default_steps(self) -> int:
         return 1000
@@ -161,4 +166,4 @@ class QuadraticInstance(TaskInstance):
     def _evaluate(self, model: nn.Module) -> dict:
         delta = model.x.reshape(-1) - self.optimum
         return {"eval_loss": self.value(model.x), "distance": delta.norm(),
-                "grad_norm": (self.hessian @ delta).norm()}
+                "eval_grad_norm": (self.hessian @ delta).norm()}
