@@ -41,7 +41,11 @@ def fmt_hparam(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, float):
-        return fmt_value(value, 2)
+        text = fmt_value(value, 2)
+        if "e" in text:  # 1e+03 -> 1e3, 3.3e-04 -> 3.3e-4
+            mantissa, exp = text.split("e")
+            text = f"{mantissa}e{int(exp)}"
+        return text
     if isinstance(value, (list, tuple)):
         return "(" + ", ".join(fmt_hparam(v) for v in value) + ")"
     return str(value)
