@@ -44,6 +44,8 @@ def fmt_hparam(value: Any) -> str:
         text = fmt_value(value, 2)
         if "e" in text:  # 1e+03 -> 1e3, 3.3e-04 -> 3.3e-4
             mantissa, exp = text.split("e")
+            if "." in mantissa:
+                mantissa = mantissa.rstrip("0").rstrip(".")
             text = f"{mantissa}e{int(exp)}"
         return text
     if isinstance(value, (list, tuple)):

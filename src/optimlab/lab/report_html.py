@@ -111,7 +111,9 @@ def section_html(sec: Section, slug: str, out: Path, figures: list[Path], x: str
     else:
         parts.append("<p>No eval metrics recorded.</p>")
 
-    dyn = [(n, t) for n, t in DYNAMICS if any(r["metrics"].get(n) for _, rs in curves for r in rs)]
+    # A task eval metric of the same name (quadratic's grad_norm) is drawn with the eval metrics.
+    dyn = [(n, t) for n, t in DYNAMICS if n not in sec.evals
+           and any(r["metrics"].get(n) for _, rs in curves for r in rs)]
     if dyn:
         fig, axes = plots.figure(1, len(dyn), w=4.2, h=3.2)
         for ax, (name, title) in zip(axes, dyn):
@@ -144,8 +146,12 @@ def section_html(sec: Section, slug: str, out: Path, figures: list[Path], x: str
     if sec.sweeps:
         parts += ["<h3>Sensitivity</h3>", save(_sensitivity(sec), "sensitivity"), _sweep_tables(sec)]
 
-    sharp = [(lab, rs) for lab, rs in curves if any(r["metrics"].get("sharpness") for r in rs)]
+    # Every configuration with a sharpness series, sweeps included: edge-of-stability runs are
+    # usually a set of step sizes, each with its own 2/lr line.
+    sharp = [(sec.labels[k], rs) for k, rs in sec.groups.items()
+             if any(r["metrics"].get("sharpness") for r in rs)]
     if sharp:
+        colors = {lab: f"C{i % 10}" for i, (lab, _) in enumerate(sharp)}
         fig, axes = plots.figure()
         plots.curves(axes[0], sharp, colors, "sharpness", x, marker=".")  # linear y, as EoS plots
         for (label, rs) in sharp:
