@@ -33,7 +33,7 @@ _CSS = """body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sa
 margin:2em auto;padding:0 1em;color:#222}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;
 margin-top:2em}h3{font-size:1.05em;margin-top:1.4em}table{border-collapse:collapse;font-size:.85em;
 margin:.5em 0}th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}th{background:#f4f4f4}
-td:first-child,th:first-child{text-align:left}tr.best td{font-weight:bold}img{max-width:100%;
+td{white-space:nowrap}td:first-child,th:first-child{text-align:left;white-space:normal}tr.best td{font-weight:bold}img{max-width:100%;
 height:auto}.meta{color:#666;font-size:.85em}"""
 
 

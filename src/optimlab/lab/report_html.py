@@ -177,7 +177,8 @@ def _best_rows(sec: Section) -> list[int]:
 def _sensitivity(sec: Section) -> Any:
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
     ncols = min(2, len(sec.sweeps))
-    fig, axes = plots.figure(math.ceil(len(sec.sweeps) / ncols), ncols, w=4.6, h=3.4, legend=False)
+    w = 6.0 if ncols == 1 else 4.6
+    fig, axes = plots.figure(math.ceil(len(sec.sweeps) / ncols), ncols, w=w, h=3.4, legend=False)
     for ax, sw in zip(axes, sec.sweeps):
         xs, means, seeds = [], [], []
         for value, key in sw.points:
