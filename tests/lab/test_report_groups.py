@@ -155,3 +155,21 @@ def test_short_label_rounds():
     assert short_label("adamw", {"lr": 0.05, "weight_decay": 0.0, "betas": (0.9, 0.95)}) == \
         "adamw(betas=(0.9, 0.95), lr=0.05, weight_decay=0)"
     assert short_label("muon", {}) == "muon"
+
+
+def test_search_over_two_hyperparameters_is_one_row(tmp_path):
+    """Trials of a search varying lr and momentum together (an Optuna study): one row, one
+    sensitivity panel per hyperparameter, and the edge flag names the hyperparameter at its edge."""
+    db = RunStore(tmp_path / "runs.db")
+    trials = [(0.01, 0.5, 2.0), (0.03, 0.9, 0.5), (0.1, 0.7, 1.0), (0.3, 0.8, 3.0), (0.05, 0.6, 1.5)]
+    for lr, mom, final in trials:  # best: lr 0.03 (inside), momentum 0.9 (the largest tried)
+        fake(db, "sgd", {"lr": lr, "momentum": mom, "nesterov": True}, 0, final)
+    paths = write_report(db, tmp_path / "out")
+    db.close()
+    (row,) = [x for x in paths.table.splitlines() if x.startswith("sgd(")]
+    assert row.startswith("sgd(lr=0.03, momentum=0.9, nesterov=True) [best of 5")
+    assert "momentum at grid edge]" in row  # the label is shortened in the middle to fit 120
+    page = _text(paths.html.read_text(encoding="utf-8"))
+    assert "sgd(lr=0.03, momentum=0.9, nesterov=True) [best of 5 (lr, momentum); momentum at grid edge]" in page
+    assert "sgd(nesterov=True): 5 configurations over lr, momentum" in page
+    assert "best at grid edge</b> (momentum)" in page

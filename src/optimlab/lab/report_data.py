@@ -9,8 +9,10 @@ seeds of a configuration are aggregated (a configuration and seed recorded twice
 Sweeps. Configurations of one optimizer whose hyperparameters agree except for one numeric
 hyperparameter, tried at three or more values, are one *sweep* (tuning trials are ordinary runs):
 the report shows them as one sensitivity curve and one table row -- the best value's -- instead of a
-row per trial. The best value sitting at the smallest or largest value tried is flagged ("best at
-grid edge"): the grid did not bracket the optimum.
+row per trial. Three or more remaining configurations of one optimizer with the same hyperparameter
+names that differ in several numeric ones (a random or Optuna search) are one *search*, shown the
+same way with one panel per hyperparameter. A best value at the smallest or largest value tried is
+flagged ("best at grid edge"): the grid did not bracket the optimum.
 
 Targets. Steps to target are measured against the task's own targets (``TaskSpec.targets``) or a
 target the caller gives for the primary metric -- never against a value derived from the optimizers
@@ -75,19 +77,32 @@ class Target:
 
 @dataclass
 class Sweep:
-    """Configurations of one optimizer differing only in ``param``: ``points`` = [(value, key)]
-    sorted by value; ``best`` the key with the best mean final primary metric."""
+    """Configurations of one optimizer that differ only in the numeric hyperparameters ``params``
+    (one: a sweep; several: a search such as an Optuna study). ``points`` = [(values, key)],
+    ``values`` one per param, sorted; ``best`` the key with the best mean final primary metric;
+    ``edge`` the params whose best value is the smallest or largest value tried."""
 
     optimizer: str
-    param: str
+    params: list[str]
     others: dict[str, Any]
-    points: list[tuple[float, str]]
+    points: list[tuple[tuple[float, ...], str]]
     best: str | None = None
-    edge: bool = False
+    edge: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return short_label(self.optimizer, self.others)
+
+    def values(self, key: str) -> dict[str, float]:
+        return dict(zip(self.params, next(v for v, k in self.points if k == key)))
+
+    def note(self) -> str:
+        """``best of 4 lr; at grid edge`` or ``best of 12 (lr, momentum); lr at grid edge``."""
+        what = self.params[0] if len(self.params) == 1 else "(" + ", ".join(self.params) + ")"
+        text = f"best of {len(self.points)} {what}"
+        if self.edge:
+            text += "; " + ("" if len(self.params) == 1 else ", ".join(self.edge) + " ") + "at grid edge"
+        return text
 
 
 @dataclass
@@ -221,33 +236,54 @@ def _numeric(x: Any) -> bool:
 
 
 def _sweeps(sec: Section) -> list[Sweep]:
-    """Greedily fold configurations into one-hyperparameter sweeps, the largest first."""
-    free = {k for k, rs in sec.groups.items() if not k.endswith(" steps]")}
+    """Fold configurations into one-hyperparameter sweeps (greedily, the largest first), then the
+    rest of each optimizer's configurations sharing their hyperparameter names and differing in
+    several numeric ones into one search."""
+    free = {k for k in sec.groups if not k.endswith(" steps]")}
     found = []
     while True:
-        candidates: dict[tuple[str, str, str], list[tuple[float, str]]] = {}
+        candidates: dict[tuple[str, str, str], list[tuple[tuple[float, ...], str]]] = {}
         for key in free:
             row = sec.groups[key][0]["row"]
             hp = row["hparams"]
             for p, v in hp.items():
                 if _numeric(v):
                     rest = canonical_json({k: x for k, x in hp.items() if k != p})
-                    candidates.setdefault((row["optimizer"], p, rest), []).append((float(v), key))
+                    candidates.setdefault((row["optimizer"], p, rest), []).append(((float(v),), key))
         good = [(len({v for v, _ in pts}), c, pts) for c, pts in candidates.items()
                 if len({v for v, _ in pts}) >= MIN_SWEEP]
         if not good:
             break
         _, (opt, param, rest), pts = max(good, key=lambda g: (g[0], g[1]))
-        pts = sorted(pts)
-        sw = Sweep(opt, param, json.loads(rest), pts)
-        scored = [(statistics.fmean(v), key) for _, key in pts if (v := sec.finals(key))]
-        if scored:
-            sw.best = (max if sec.maximize else min)(scored)[1]
-            best_value = next(v for v, k in pts if k == sw.best)
-            sw.edge = best_value in (pts[0][0], pts[-1][0])
-        found.append(sw)
+        found.append(_scored(sec, Sweep(opt, [param], json.loads(rest), sorted(pts))))
         free -= {k for _, k in pts}
+    searches: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for key in sorted(free):
+        row = sec.groups[key][0]["row"]
+        searches.setdefault((row["optimizer"], tuple(sorted(row["hparams"]))), []).append(key)
+    for (opt, names), keys in searches.items():
+        if len(keys) < MIN_SWEEP:
+            continue
+        hps = [sec.groups[k][0]["row"]["hparams"] for k in keys]
+        varying = [n for n in names if len({canonical_json(h[n]) for h in hps}) > 1]
+        if len(varying) < 2 or not all(_numeric(h[n]) for h in hps for n in varying):
+            continue
+        others = {n: hps[0][n] for n in names if n not in varying}
+        pts = sorted((tuple(float(h[n]) for n in varying), k) for h, k in zip(hps, keys))
+        found.append(_scored(sec, Sweep(opt, varying, others, pts)))
     return found
+
+
+def _scored(sec: Section, sw: Sweep) -> Sweep:
+    scored = [(statistics.fmean(v), key) for _, key in sw.points if (v := sec.finals(key))]
+    if scored:
+        sw.best = (max if sec.maximize else min)(scored)[1]
+        best = sw.values(sw.best)
+        for i, p in enumerate(sw.params):
+            tried = [v[i] for v, _ in sw.points]
+            if best[p] in (min(tried), max(tried)):
+                sw.edge.append(p)
+    return sw
 
 
 def _rows(sec: Section) -> list[Row]:
@@ -260,9 +296,7 @@ def _rows(sec: Section) -> list[Row]:
         elif id(sw) not in done:
             done.add(id(sw))
             shown = sw.best or sw.points[0][1]
-            value = next(v for v, k in sw.points if k == shown)
-            note = f"best of {len(sw.points)} {sw.param}" + ("; at grid edge" if sw.edge else "")
-            label = short_label(sw.optimizer, {**sw.others, sw.param: value}) + f" [{note}]"
+            label = short_label(sw.optimizer, {**sw.others, **sw.values(shown)}) + f" [{sw.note()}]"
             rows.append(Row(shown, label, sec.groups[shown], sw))
     return rows
 

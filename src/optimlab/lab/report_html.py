@@ -6,8 +6,9 @@ Figures, each skipped when its data are absent (older runs logged fewer series):
 * eval metrics (the task's ``spec.metrics``): log y for losses spanning over a factor of 20,
   accuracies on a linear axis zoomed to the data;
 * optimizer dynamics: ``lr``, ``grad_norm`` and ``update_norm`` as the runner logs them;
-* sensitivity: per sweep, the final primary metric vs the swept hyperparameter (log x over a
-  decade), mean line, each seed as a point, the best value starred and "best at grid edge" flagged;
+* sensitivity: per sweep (or search) and hyperparameter, the final primary metric vs the value
+  tried (log x over a decade), the mean, each seed as a point, the best value starred and "best at
+  grid edge" flagged;
 * sharpness, when runs recorded it, with 2/lr (gradient descent's edge of stability) dashed.
 
 Curves show each seed as a thin line and the mean over seeds as a thick one; sweeps are drawn
@@ -175,40 +176,46 @@ def _best_rows(sec: Section) -> list[int]:
 
 
 def _sensitivity(sec: Section) -> Any:
+    """One panel per (sweep, hyperparameter): final primary metric vs the value tried."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-    ncols = min(2, len(sec.sweeps))
+    panels = [(sw, i) for sw in sec.sweeps for i in range(len(sw.params))]
+    ncols = min(2, len(panels))
     w = 6.0 if ncols == 1 else 4.6
-    fig, axes = plots.figure(math.ceil(len(sec.sweeps) / ncols), ncols, w=w, h=3.4, legend=False)
-    for ax, sw in zip(axes, sec.sweeps):
+    fig, axes = plots.figure(math.ceil(len(panels) / ncols), ncols, w=w, h=3.6, legend=False)
+    for ax, (sw, i) in zip(axes, panels):
+        param = sw.params[i]
         xs, means, seeds = [], [], []
-        for value, key in sw.points:
+        for values, key in sw.points:
             v = sec.finals(key)
             if v:
-                xs.append(value)
+                xs.append(values[i])
                 means.append(statistics.fmean(v))
-                seeds += [(value, y) for y in v]
-        ax.plot(xs, means, "o-", color="C0", lw=1.6, ms=4)
+                seeds += [(values[i], y) for y in v]
+        # A one-hyperparameter sweep is a curve; a search over several is a scatter (its other
+        # hyperparameters differ from point to point).
+        ax.plot(xs, means, "o-" if len(sw.params) == 1 else "o", color="C0", lw=1.6, ms=4)
         if seeds:
             ax.scatter(*zip(*seeds), s=18, marker="x", color="C0", alpha=0.6, zorder=3)
         if sw.best is not None:
-            bx = next(v for v, k in sw.points if k == sw.best)
-            ax.scatter([bx], [statistics.fmean(sec.finals(sw.best))], s=160, marker="*",
-                       color="C3", zorder=4)
-        if xs and min(xs) > 0 and max(xs) / min(xs) > 10:
+            ax.scatter([sw.values(sw.best)[param]], [statistics.fmean(sec.finals(sw.best))], s=160,
+                       marker="*", color="C3", zorder=4)
+        tried = sorted({v[i] for v, _ in sw.points})
+        if tried[0] > 0 and tried[-1] / tried[0] > 10:
             ax.set_xscale("log")
             ax.xaxis.set_minor_locator(NullLocator())
-        if xs:  # ticks at the values tried, rounded as in the labels
-            ax.xaxis.set_major_locator(FixedLocator([v for v, _ in sw.points]))
+        if len(tried) <= 8:  # ticks at the values tried, rounded as in the labels
+            ax.xaxis.set_major_locator(FixedLocator(tried))
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_value(v, 2)))
         values = np.array([y for _, y in seeds])
         plots.set_y(ax, values, log=False if "acc" in sec.primary else None, zoom=True)
-        ax.set(xlabel=sw.param, ylabel=f"final {sec.primary}", title=f"{sw.name}: {sw.param}")
-        if sw.edge:
-            ax.text(0.5, 0.96, "best at grid edge: widen the grid", transform=ax.transAxes,
-                    ha="center", va="top", color="C3", fontsize=9, fontweight="bold",
-                    bbox=dict(facecolor="white", edgecolor="C3", boxstyle="round,pad=0.2"))
+        ax.set(xlabel=param, ylabel=f"final {sec.primary}")
+        if param in sw.edge:  # in the title, where it cannot cover a point
+            ax.set_title(f"{sw.name}: {param}\nbest at grid edge: widen the grid", color="C3",
+                         fontsize=10, fontweight="bold")
+        else:
+            ax.set_title(f"{sw.name}: {param}", fontsize=10)
         plots.finish(ax)
-    for ax in axes[len(sec.sweeps):]:
+    for ax in axes[len(panels):]:
         ax.set_visible(False)
     return fig
 
@@ -218,13 +225,15 @@ def _sweep_tables(sec: Section) -> str:
              "the smallest or largest value tried is flagged: the optimum may lie outside the grid."
              "</p>"]
     for sw in sec.sweeps:
-        flag = " — <b>best at grid edge</b>" if sw.edge else ""
-        parts.append(f"<p>{html.escape(sw.name)}: {html.escape(sw.param)} at {len(sw.points)} "
-                     f"values{flag}</p>")
+        flag = f" — <b>best at grid edge</b> ({html.escape(', '.join(sw.edge))})" if sw.edge else ""
+        what = (f"{sw.params[0]} at {len(sw.points)} values" if len(sw.params) == 1 else
+                f"{len(sw.points)} configurations over {', '.join(sw.params)}")
+        parts.append(f"<p>{html.escape(sw.name)}: {html.escape(what)}{flag}</p>")
         rows, marked = [], []
-        for i, (value, key) in enumerate(sw.points):
-            rows.append([fmt_value(value, 2), len(sec.groups[key]), fmt_interval(mean_ci(sec.finals(key)))])
+        for i, (values, key) in enumerate(sw.points):
+            rows.append([fmt_value(v, 2) for v in values]
+                        + [len(sec.groups[key]), fmt_interval(mean_ci(sec.finals(key)))])
             if key == sw.best:
                 marked.append(i)
-        parts.append(table([sw.param, "n seeds", f"final {sec.primary}"], rows, marked))
+        parts.append(table([*sw.params, "n seeds", f"final {sec.primary}"], rows, marked))
     return "\n".join(parts)
