@@ -5,7 +5,7 @@ Figures, each skipped when its data are absent (older runs logged fewer series):
 * training loss vs the chosen x axis (log y with labelled ticks);
 * eval metrics (the task's ``spec.metrics``): log y for losses spanning over a factor of 20,
   accuracies on a linear axis zoomed to the data;
-* optimizer dynamics: ``lr``, ``grad_norm`` and ``update_norm`` as the runner logs them;
+* optimizer dynamics: ``lr``, ``grad_norm``, ``update_norm`` and ``eval_ms`` as the runner logs them;
 * sensitivity: per sweep (or search) and hyperparameter, the final primary metric vs the value
   tried (log x over a decade), the mean, each seed as a point, the best value starred and "best at
   grid edge" flagged;
@@ -31,7 +31,8 @@ from . import plots
 from .report_data import Section, final_ci, fmt_hparam, targets_note, to_target
 from .stats import fmt_interval, fmt_value, mean_ci
 
-DYNAMICS = (("lr", "learning rate"), ("grad_norm", "gradient norm"), ("update_norm", "update norm"))
+DYNAMICS = (("lr", "learning rate"), ("grad_norm", "gradient norm"), ("update_norm", "update norm"),
+            ("eval_ms", "evaluation time (ms)"))
 
 
 def table(head: Sequence[Any], rows: Sequence[Sequence[Any]], marked: Sequence[int] = ()) -> str:
@@ -116,11 +117,14 @@ def section_html(sec: Section, slug: str, out: Path, figures: list[Path], x: str
     dyn = [(n, t) for n, t in DYNAMICS if n not in sec.evals
            and any(r["metrics"].get(n) for _, rs in curves for r in rs)]
     if dyn:
-        fig, axes = plots.figure(1, len(dyn), w=4.2, h=3.2)
+        ncols = min(2, len(dyn))
+        fig, axes = plots.figure(math.ceil(len(dyn) / ncols), ncols, w=4.6, h=3.2)
         for ax, (name, title) in zip(axes, dyn):
             plots.set_y(ax, plots.curves(ax, curves, colors, name, x))
             ax.set(xlabel=xlabel, title=title)
             plots.finish(ax)
+        for ax in axes[len(dyn):]:
+            ax.set_visible(False)
         plots.legend_outside(fig, axes)
         parts += ["<h3>Optimizer dynamics</h3>", save(fig, "dynamics")]
 
