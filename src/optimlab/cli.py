@@ -1,4 +1,4 @@
-"""Command line: ``optimlab list | describe NAME | tasks | run | compare``."""
+"""Command line: ``optimlab list | describe NAME | tasks [NAME] | run | compare | sweep | report | claims``."""
 
 from __future__ import annotations
 
@@ -109,12 +109,51 @@ def _runner_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _tasks(args: argparse.Namespace) -> int:
-    from .lab.tasks import TASKS
+    from .lab.tasks import TASKS, get_task
 
-    for name in sorted(TASKS):
-        spec = TASKS[name]().spec
-        print(f"{name:<20} {spec.default_steps:>6} steps  {spec.description}")
+    if args.name is None:
+        for name in sorted(TASKS):
+            spec = TASKS[name]().spec
+            print(f"{name:<20} {spec.default_steps:>6} steps  {spec.description}")
+        return 0
+    print(_task_text(get_task(args.name, **_pairs(args.option, "--option"))))
     return 0
+
+
+def _task_text(task: Any) -> str:
+    """A task's options (type, default, value set), budget, metrics, targets and references."""
+    import dataclasses
+
+    from .lab.report_data import fmt_hparam
+
+    spec = task.spec
+    fields = dataclasses.fields(task)
+    def default(f: Any) -> str:
+        if f.default is not dataclasses.MISSING:
+            return fmt_hparam(f.default)
+        if f.default_factory is not dataclasses.MISSING:
+            return fmt_hparam(f.default_factory())
+        return "required"
+    rows = [(f.name, str(f.type), default(f), fmt_hparam(getattr(task, f.name))) for f in fields]
+    head = ("option", "type", "default", "value")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    batch = "full batch" if spec.default_batch_size is None else f"batch {spec.default_batch_size}"
+    arrow = "max" if spec.maximize else "min"
+    # The direction rule of TaskSpec.targets: >= for the maximised primary metric and accuracies.
+    up = {m: (m == spec.primary_metric and spec.maximize) or "acc" in m for m in spec.targets}
+    targets = [f"{m} {'≥' if up[m] else '≤'} {fmt_hparam(float(v))}" for m, v in spec.targets.items()]
+    lines = [f"{spec.name}: {spec.description}",
+             f"budget: {spec.default_steps} steps, {batch}",
+             f"metrics: {', '.join(spec.metrics)}; primary {spec.primary_metric} ({arrow})",
+             "targets: " + (", ".join(targets) or "none set"),
+             "adamw reference: " + (", ".join(f"{k}={fmt_hparam(v)}" for k, v in spec.adamw.items())
+                                    or "optimizer defaults"),
+             "", "  ".join(h.ljust(w) for h, w in zip(head, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    if spec.references:
+        lines += ["", "references:"] + [f"  {r}" for r in spec.references]
+    return "\n".join(lines)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -165,7 +204,7 @@ def _report(args: argparse.Namespace) -> int:
     from .lab.report import write_report
 
     paths = write_report(args.db, args.out, task=args.task, optimizers=args.optimizers.split(",")
-                         if args.optimizers else None)
+                         if args.optimizers else None, x=args.x)
     print(paths.table)
     print(f"\nreport: {paths.html.resolve()}  ({len(paths.figures)} figures as PNG beside it)")
     return 0
@@ -202,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("describe", help="update rule, defaults with units, paper, state bytes")
     d.add_argument("name")
     d.set_defaults(func=_describe)
-    sub.add_parser("tasks", help="list the lab's tasks").set_defaults(func=_tasks)
+    tk = sub.add_parser("tasks", help="list the lab's tasks, or show one: options, defaults, targets")
+    tk.add_argument("name", nargs="?", default=None)
+    tk.add_argument("--option", nargs="*", metavar="KEY=VALUE", help="task options to show the spec for")
+    tk.set_defaults(func=_tasks)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--task", required=True)
     common.add_argument("--steps", type=int, default=None, help="budget (default: the task's)")
@@ -254,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--out", default="optimlab-report")
     rp.add_argument("--task", default=None)
     rp.add_argument("--optimizers", default=None, help="comma-separated names or labels")
+    rp.add_argument("--x", default="step", choices=["step", "time", "evals"],
+                    help="x axis of the curves: steps, summed step wall time, or evaluations")
     rp.set_defaults(func=_report)
     cl = sub.add_parser("claims", help="the seed papers' claims: list | run ID [ID ...] | run --all [--fast]",
                         add_help=False)

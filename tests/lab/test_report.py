@@ -20,10 +20,10 @@ from optimlab.lab.tasks import get_task  # noqa: E402
 
 QUAD = {"dim": 20}
 PNG = b"\x89PNG\r\n\x1a\n"
-ADAMW = "adamw(lr=0.05, weight_decay=0.0)"
-LABELS = [ADAMW, "sgd(lr=0.1)", "sgd(lr=0.3)", "sgd(lr=1.5)"]
-SECTIONS = ["Loss curves", "Eval metrics", "Steps and time to target", "Final metrics",
-            "LR sensitivity", "Sharpness", "Provenance"]
+ADAMW = "adamw(lr=0.05, weight_decay=0)"  # rounded as labels show hyperparameters
+SGD = ["sgd(lr=0.1)", "sgd(lr=0.3)", "sgd(lr=1.5)"]  # three lrs: one sweep, one row
+SECTIONS = ["Loss curves", "Eval metrics", "Steps and time to target",
+            "Final metrics", "Sensitivity", "Sharpness", "Provenance"]
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|nan|inf", re.I)
 
 
@@ -86,9 +86,13 @@ def test_report_page_figures_and_table(store_path, tmp_path):
     assert "<title>Quadratic check</title>" in text
     for title in SECTIONS:
         assert title in text, title
-    for label in LABELS:
-        assert label in text, label
-    assert "lion" not in text  # never finished
+    assert ADAMW in text and "lion" not in text  # lion never finished
+    # The sgd lr sweep is one row (its best value) and one sensitivity curve of three values.
+    sweep_rows = [line for line in paths.table.splitlines() if line.startswith("sgd(")]
+    assert len(sweep_rows) == 1 and "[best of 3 lr" in sweep_rows[0], paths.table
+    assert "sgd: lr at 3 values" in text
+    # The header says what was selected in words, never a raw Python value.
+    assert "all tasks, all optimizers" in text and "None" not in text
 
     # Self-contained: every image inline, nothing fetched.
     assert "<script" not in page and "<link" not in page and 'src="http' not in page
@@ -98,7 +102,7 @@ def test_report_page_figures_and_table(store_path, tmp_path):
         _check_png(base64.b64decode(b64))
 
     names = {p.name for p in paths.figures}
-    for kind in ("loss", "eval", "lr", "sharpness"):
+    for kind in ("loss", "eval", "sensitivity", "sharpness"):
         assert any(n.endswith(f"_{kind}.png") for n in names), kind
     for path in paths.figures:
         assert path.parent == out and path.is_file()
@@ -112,15 +116,19 @@ def test_report_page_figures_and_table(store_path, tmp_path):
     assert row["code_version"] in text and torch.__version__ in text
     assert "threads" in text and row["machine"].split(";")[0] in text
 
-    # Terminal table: every label with its 2 seeds and finite numbers.
+    # Terminal table: every row with its seeds and finite numbers, 95% t intervals, <= 120 columns.
     lines = paths.table.splitlines()
     assert str(paths) == paths.table
-    for label in LABELS:
-        line = next(x for x in lines if x.startswith(label + " "))
-        numbers = [float(x) for x in NUMBER.findall(line[len(label):])]
+    assert max(map(len, lines)) <= 120
+    assert "95% t interval" in paths.table
+    for line in (next(x for x in lines if x.startswith(ADAMW + " ")), sweep_rows[0]):
+        numbers = [float(x) for x in NUMBER.findall(line.split("]")[-1][len(ADAMW):])]
         assert numbers and all(math.isfinite(x) for x in numbers), line
         assert re.search(r"\s2\s", line), line  # n seeds
-    assert "median final of best label" in paths.table
+    # The dim=10 configuration has one seed: "n = 1", never a zero spread.
+    one_seed = paths.table.split("task quadratic (dim=10)")[1]
+    assert "(n = 1)" in one_seed and "±" not in one_seed.split("\n", 3)[3]
+    assert "no target set for this task" in paths.table  # quadratic declares none
 
 
 def test_filters_and_given_target(store_path, tmp_path):
@@ -129,17 +137,17 @@ def test_filters_and_given_target(store_path, tmp_path):
     page = _text(paths.html.read_text(encoding="utf-8"))
     assert ADAMW not in page and ADAMW not in paths.table and paths.runs == 6
     assert paths.tasks == ["quadratic"]  # only the dim=20 configuration has sgd runs
-    assert "target 1e+09 (given)" in paths.table
-    for label in LABELS[1:]:  # everything reaches a huge target at the step-0 evaluation
-        line = next(x for x in paths.table.splitlines() if x.startswith(label + " "))
-        assert line.endswith("2/2") and "0 ± 0" in line
+    assert "eval_loss ≤ 1.00e9 (given)" in paths.table
+    (line,) = [x for x in paths.table.splitlines() if x.startswith("sgd(")]
+    assert line.endswith("2/2") and "0 ± 0" in line  # reached at the step-0 evaluation
 
     with RunStore(store_path) as db:  # a RunStore is used as is (and left open)
         one = write_report(db, tmp_path / "one", optimizers=["sgd(lr=0.1)"])
         assert db.find_runs(status="finished")
     page = _text(one.html.read_text(encoding="utf-8"))
     assert "sgd(lr=0.1)" in page and "sgd(lr=0.3)" not in page
-    assert "LR sensitivity" not in page and "Sharpness" not in page  # one lr; no sharpness
+    assert "Sensitivity" not in page and "Sharpness" not in page  # one lr; no sharpness
+    assert "Optimizer dynamics" not in page  # runs that logged no lr / grad_norm / update_norm
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
