@@ -5,3 +5,4 @@ from . import muon_adaptive, muon_variants  # noqa: F401
 from . import dion, muon_geometry  # noqa: F401
 from . import schedule_free, symmetry  # noqa: F401
 from . import muon_backends  # noqa: F401
+from . import classic, first_order, orthogonal_momentum  # noqa: F401
