@@ -91,9 +91,9 @@ def random_scaling_sgdm() -> Recipe:
 
     Update: ``u = g + λ p``; ``m ← β m + (1−β) u``; ``p ← p − s_t·lr·m`` with ``s_t ~ Exp(1)`` i.i.d. over
     steps (mean 1), the same ``s_t`` for every parameter stepped at step ``t``.
-    The draws are counter-based (``s_t`` is a hash of ``(seed, t)``, :func:`~optimlab.transforms.extrapolation.exp1_draw`):
-    the seed is a hyperparameter and the generator's only state is the step count already in the state dict,
-    so a resumed run draws the same numbers, bit for bit.
+    The draws are counter-based (``s_t`` is a hash of ``(seed, t)``,
+    :func:`~optimlab.transforms.extrapolation.exp1_draw`): the seed is a hyperparameter and the generator's only
+    state is the step count already in the state dict, so a resumed run draws the same numbers, bit for bit.
     Defaults: lr 1e-2 (parameter units per gradient unit), momentum β 0.9, nesterov False, seed 0,
     weight_decay 0 (L2, coupled). Every role. State: 4 bytes per fp32 parameter.
     Choice: the gradient is taken at the current iterate (the parameters), as in plain SGDM.

@@ -46,8 +46,9 @@ def regularized_muon() -> Recipe:
     Update (matrix role): ``M ← β M + (1−β) G``; ``W ← (1 − lr λ) W − lr·s·M(MᵀM + εI)^{-1/2}``, with
     ``M(MᵀM + εI)^{-1/2} = U diag(σ/√(σ² + ε)) Vᵀ = ∇_M tr((MᵀM + εI)^{1/2})`` computed exactly (one ``eigh`` of
     the Gram matrix of the smaller side, float32 or float64) and ``s = sqrt(max(1, rows/cols))`` (Muon's).
-    As ε → 0 it is Muon with an exact polar factor (``ortho_backend="svd"``); singular values ``σ ≪ √ε`` are
-    damped (σ/√ε) instead of blown up to 1.
+    As ε → 0 it is Muon with an exact polar factor (``muon`` with ``ortho_backend="svd"`` and the same momentum
+    form: set ``nesterov=True`` for Muon's default); singular values ``σ ≪ √ε`` are damped (σ/√ε) instead of
+    blown up to 1.
     Matrix defaults: lr 0.02 (spectral norm per step before s), momentum β 0.95, nesterov False (the
     Hamiltonian flow has plain momentum; True gives Muon's Nesterov form), polar_eps ε 1e-6 (squared gradient
     units), weight_decay 0.01, adjust_lr_fn "original". Other roles: Muon's AdamW.

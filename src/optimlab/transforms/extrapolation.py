@@ -185,4 +185,5 @@ class ExpRandomScale(Transform):
 
     def update(self, b: Bucket) -> None:
         seed = b.group["seed"]
-        b.scale_by([exp1_draw(seed, t) for t in b.steps])
+        draws = {t: exp1_draw(seed, t) for t in set(b.steps)}  # one hash per distinct step, not per tensor
+        b.scale_by([draws[t] for t in b.steps])
