@@ -120,7 +120,9 @@ def test_zero_rank_deficient_batched_and_bf16(dtype):
     S = torch.randn(3, 2, 24, 40, generator=g)
     out = aol_newton_schulz(S, dtype=dtype)
     per = torch.stack([aol_newton_schulz(x, dtype=dtype) for x in S.reshape(-1, 24, 40)]).reshape(S.shape)
-    torch.testing.assert_close(out, per, atol=1e-6, rtol=0)
+    # bf16 on a CPU with native bf16 GEMM (avx512_bf16/AMX) blocks bmm and mm differently: one bf16 ulp
+    # (2^-8 near 1) separates the batched and per-matrix results there; without it they are equal
+    torch.testing.assert_close(out, per, atol=2.0 ** -7 if dtype == BF16 else 1e-6, rtol=0)
     exact = aol_newton_schulz(S.double(), dtype=F64)
     tol = 0.02 if dtype == BF16 else 1e-5  # bf16: a few ulps of the largest entry after 4 steps
     assert (out.double() - exact).abs().max() < tol * exact.abs().max()

@@ -240,6 +240,19 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
             db.close()
 
 
+def _closure(instance: Any, model: nn.Module, opt: Any, batch: Any, create_graph: bool) -> Callable[[], Any]:
+    """The closure ``opt.step`` calls for recipes that evaluate the loss again: zero grads, loss, backward."""
+
+    def closure() -> Any:
+        with torch.enable_grad():
+            opt.zero_grad(set_to_none=True)
+            loss = instance.loss(model, batch)
+            loss.backward(create_graph=create_graph)
+        return loss
+
+    return closure
+
+
 def _evaluate(step: int, instance: Any, opt: Any) -> list[tuple[int, str, float]]:
     """The task's eval metrics at the optimizer's evaluation point: schedule-free recipes evaluate their
     average ``x`` (``opt.eval()``), then return to the training point ``y``; others have no modes."""
@@ -307,6 +320,11 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
                    unit="step", leave=False, dynamic_ncols=True)
     step = start
     log_every = steplog.log_every(steps)
+    # Recipes that read the loss get it through a closure returning the loss already computed (no extra
+    # evaluation); recipes that re-evaluate (or need HVPs) get a real closure, each call of which is one
+    # more loss-and-gradient evaluation, logged cumulatively as ``evals`` (the report's --x evals).
+    needs = getattr(getattr(opt, "recipe", None), "needs", frozenset())
+    reevaluates = bool(needs & {"reevaluate", "hvp"})
     try:
         model.train()
         for step in range(start + 1, steps + 1):
@@ -324,8 +342,15 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
             if logged:
                 lr, gnorm, before = float(steplog.main_group(opt)["lr"]), steplog.grad_norm(opt), steplog.snapshot(opt)
             t1 = time.perf_counter()
-            opt.step()
+            if reevaluates:
+                opt.step(_closure(instance, model, opt, batch, create_graph="hvp" in needs))
+            elif "loss" in needs:
+                opt.step(lambda loss=loss: loss)
+            else:
+                opt.step()
             t2 = time.perf_counter()
+            if reevaluates:
+                pending.append((step, "evals", float(step + opt.closure_evals)))
             if logged:
                 pending += [(step, "lr", lr), (step, "grad_norm", gnorm),
                             (step, "update_norm", steplog.update_norm(opt, before))]
