@@ -22,7 +22,12 @@ NAMES = optimlab.available()
 SCALES = {"1e-30": 1e-30, "1e30": 1e30, "3e38": 3e38, "mixed": (3e38, 1e-30, 0.0)}
 # torch.optim's own results hold inf here: v = β2·v + (1−β2)·g² when g² overflows (Adam; Pion's Adam-type
 # moments of its generators), and the heavy-ball / EMA momentum sum of gradients near the top of the range.
-TORCH_INF_STATE = re.compile(r"(^|\.)(max_)?exp_avg_sq(_in|_out)?$|^momentum\.momentum_buffer$")
+# Accumulated squares may saturate at +inf as in torch.optim (Adam's exp_avg_sq, Adagrad's sum, RMSprop's
+# square_avg); the step they divide then goes to 0 and the parameters stay finite. Also DoG's Σ‖g‖², the
+# AdaGrad-Norm and SANIA accumulators of squares.
+TORCH_INF_STATE = re.compile(r"(^|\.)(max_)?exp_avg_sq(_in|_out)?$|^momentum\.momentum_buffer$|"
+                             r"^adagrad\.sum$|^rmsprop\.square_avg$|^norm_accumulator\.b_sq$|^l?dog\.G$|"
+                             r"^sania\.precond$")
 
 
 class SwiGLU(nn.Module):
@@ -86,12 +91,13 @@ def run(name, scale, dtype, steps=2):
     torch.manual_seed(0)
     model = Net().to(dtype)
     opt = optimlab.create(model, name)
+    loss = torch.tensor(1.0, dtype=dtype)  # recipes that read the loss (sps, aegd...) get f = 1 from a closure
     try:
         for t in range(steps):
             set_grads(model, scale, t, dtype)
-            opt.step()
+            opt.step(lambda: loss)
         set_grads(model, 1.0, steps, dtype)  # and back to ordinary gradients
-        opt.step()
+        opt.step(lambda: loss)
     except FloatingPointError as e:  # the allowed refusal: loud, and naming the optimizer
         assert name in str(e), f"{name}: FloatingPointError does not name the optimizer: {e}"
         return []

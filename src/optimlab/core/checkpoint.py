@@ -93,7 +93,9 @@ def validated(opt: Any, sd: Any) -> tuple[dict[str, Any], bool]:
             _need(isinstance(shape, (list, tuple)) and tuple(p.shape) == tuple(shape), ValueError,
                   f"{pwhere} has shape {tuple(p.shape)}, saved {shape!r}")
             if pid in state:
-                _check_state(pwhere, state[pid], _fresh_state(chain, p.detach(), g), p)
+                # the state a parameter has under the SAVED hyperparameters (e.g. a momentum buffer that
+                # exists once a scheduler has cycled momentum above 0)
+                _check_state(pwhere, state[pid], _fresh_state(chain, p.detach(), {**g, **values}), p)
             k += 1
     extra = sorted(set(state) - seen, key=repr)
     _need(not extra, ValueError, f"{name}: state dict has state for ids {extra[:5]} that no param group lists")

@@ -110,6 +110,12 @@ class AcceleratedSGDStep(Transform):
         torch._foreach_add_(out, u, alpha=alpha + (1 - alpha) * rho)
         torch._foreach_mul_(buf, alpha * (1 - beta))
         torch._foreach_add_(buf, u, alpha=alpha * (rho - 1))
+        # sums of gradients near the top of the range (3e38) saturate at ±max/2 rather than overflow
+        # to inf (and then NaN): ordinary values pass unchanged (linalg.scaling.saturate's rule)
+        half = 0.5 * torch.finfo(u[0].dtype).max
+        for t in (out, buf):
+            torch._foreach_clamp_min_(t, -half)
+            torch._foreach_clamp_max_(t, half)
         b.set_updates(out, owned=True)
 
 
@@ -140,11 +146,17 @@ class SecantCorrection(Transform):
         g = b.group
         u = b.updates
         prev_g, prev_p = b.state(self, "prev_grad"), b.state(self, "prev_param")
-        kbar = torch.stack(b.state(self, "kappa_avg"))
+        kbar = torch.stack(b.state(self, "kappa_avg")).to(torch.float64)
+        # extreme gradients (1e30, 3e38): u − u_prev saturates at ±max/2 instead of overflowing to inf,
+        # and κ, κ̄ are formed in float64 and capped, so c stays in [0, γ] and nothing becomes NaN
+        half = 0.5 * torch.finfo(u[0].dtype).max
         dg = torch._foreach_sub(u, prev_g)
+        torch._foreach_clamp_min_(dg, -half)
+        torch._foreach_clamp_max_(dg, half)
         dp = torch._foreach_sub(b.params, prev_p)
-        ng, nd = torch.stack(torch._foreach_norm(dg)), torch.stack(torch._foreach_norm(dp))
-        kappa = ng / nd.clamp_min(torch.finfo(nd.dtype).tiny)
+        ng = torch.stack(torch._foreach_norm(dg, 2, dtype=torch.float64))
+        nd = torch.stack(torch._foreach_norm(dp, 2, dtype=torch.float64))
+        kappa = (ng / nd.clamp_min(torch.finfo(torch.float64).tiny)).clamp_max(half)
         steps = torch.tensor(b.steps, device=kappa.device)
         first, second = steps == 1, steps == 2
         kbar = torch.where(second, kappa, kbar)  # κ̄ starts at the first κ
@@ -153,11 +165,14 @@ class SecantCorrection(Transform):
                         torch.full_like(total, g["secant_gain"]))
         c = torch.where(first, torch.zeros_like(c), c)
         new_kbar = torch.where(first, torch.zeros_like(kbar), torch.lerp(kbar, kappa, 1 - g["secant_beta"]))
-        torch._foreach_copy_(b.state(self, "kappa_avg"), list(new_kbar.unbind(0)))
+        torch._foreach_copy_(b.state(self, "kappa_avg"), list(new_kbar.clamp_max(half).unbind(0)))
         torch._foreach_copy_(prev_g, u)
         torch._foreach_copy_(prev_p, b.params)
-        torch._foreach_mul_(dg, list(c.unbind(0)))
-        b.set_updates(torch._foreach_add(u, dg), owned=True)
+        torch._foreach_mul_(dg, list(c.to(u[0].dtype).unbind(0)))
+        out = torch._foreach_add(u, dg)
+        torch._foreach_clamp_min_(out, -half)
+        torch._foreach_clamp_max_(out, half)
+        b.set_updates(out, owned=True)
 
 
 _MASK64 = (1 << 64) - 1

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from ..core.hparams import HParam
+from ..linalg.scaling import pow2_scale, scaled_eps
 from ..core.transform import Bucket, Transform
 from .orthogonalize import ORTHO_3D, set_matrices, stack_matrices
 
@@ -31,10 +32,15 @@ def _work_dtype(M: Tensor) -> torch.dtype:
 def regularized_polar(M: Tensor, eps: float) -> Tensor:
     """``M (MᵀM + εI)^{-1/2}`` for a batch of matrices ``(..., m, n)``, ``ε > 0``; result in ``M``'s dtype."""
     X = M.to(_work_dtype(M))
+    # the map is invariant under M -> fM, ε -> f²ε: scale by an exact power of two first, so that the
+    # Gram matrix of a huge (1e30) or tiny update neither overflows nor underflows (linalg.scaling)
+    f = pow2_scale(X, eps=eps, power=2)
+    X = X * f
+    e = scaled_eps(eps, f, X.dtype, power=2, floor=True).squeeze(-1)
     S, tall = _gram(X)
     lam, V = torch.linalg.eigh(S)
     # rounding can leave tiny negative eigenvalues of a PSD Gram matrix: they are zero
-    R = (V * (lam.clamp_min(0) + eps).rsqrt().unsqueeze(-2)) @ V.mT
+    R = (V * (lam.clamp_min(0) + e).rsqrt().unsqueeze(-2)) @ V.mT
     return (X @ R if tall else R @ X).to(M.dtype)
 
 
