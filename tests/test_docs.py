@@ -52,11 +52,11 @@ def test_tasks_name_prints_options_defaults_and_targets(capsys, monkeypatch):
     assert main(["tasks", "quadratic", "--option", "dim=3"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("quadratic: ") and "budget: 1000 steps, full batch" in out
-    assert "primary eval_loss (min)" in out and "targets: none set" in out
+    assert "primary eval_loss (min)" in out and "targets: eval_loss ≤ 0.001" in out
     dim = next(line for line in out.splitlines() if line.startswith("dim "))
     assert dim.split() == ["dim", "int", "100", "3"]  # name, type, default, value
     condition = next(line for line in out.splitlines() if line.startswith("condition "))
-    assert condition.split()[2:] == ["1e3", "1e3"]  # floats rounded, no 1000.0
+    assert condition.split()[2:] == ["1000", "1000"]  # floats rounded (3 significant digits), no 1000.0
     monkeypatch.setattr(Quadratic, "_targets", lambda self: {"eval_loss": 0.00012345})
     assert main(["tasks", "quadratic"]) == 0
     assert "targets: eval_loss ≤ 1.2e-4" in capsys.readouterr().out

@@ -102,7 +102,8 @@ def test_steps_to_target_use_the_tasks_target(tmp_path, monkeypatch):
     assert "eval_loss ≤ 0.5 (task)" in alone.table and _row(alone.table, "sgd ").endswith("0/2")
 
 
-def test_no_target_is_said_not_invented(tmp_path):
+def test_no_target_is_said_not_invented(tmp_path, monkeypatch):
+    monkeypatch.setattr(Quadratic, "_targets", lambda self: {})  # a task that declares no target
     db = RunStore(tmp_path / "runs.db")
     fake(db, "adamw", {}, 0, 0.1)
     paths = write_report(db, tmp_path / "out")
@@ -167,8 +168,8 @@ def test_search_over_two_hyperparameters_is_one_row(tmp_path):
     paths = write_report(db, tmp_path / "out")
     db.close()
     (row,) = [x for x in paths.table.splitlines() if x.startswith("sgd(")]
-    assert row.startswith("sgd(lr=0.03, momentum=0.9, nesterov=True) [best of 5")
-    assert "momentum at grid edge]" in row  # the label is shortened in the middle to fit 120
+    assert row.startswith("sgd(lr=0.03, momentum=0.9, nester")
+    assert "at grid edge]" in row and "…" in row and len(row) <= 120  # shortened in the middle to fit 120
     page = _text(paths.html.read_text(encoding="utf-8"))
     assert "sgd(lr=0.03, momentum=0.9, nesterov=True) [best of 5 (lr, momentum); momentum at grid edge]" in page
     assert "sgd(nesterov=True): 5 configurations over lr, momentum" in page
