@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["pow2_scale", "scaled_eps", "saturate"]
+__all__ = ["pow2_scale", "scaled_eps", "saturate", "saturate_"]
 
 
 def _exponent_range(dtype: torch.dtype) -> tuple[int, int]:
@@ -73,3 +73,12 @@ def saturate(X: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     """
     m = 0.5 * torch.finfo(dtype or X.dtype).max
     return X.clamp(-m, m)
+
+
+def saturate_(tensors: list[Tensor]) -> list[Tensor]:
+    """:func:`saturate` in place over a list of same-dtype tensors (two foreach passes); returns them."""
+    if tensors:
+        m = 0.5 * torch.finfo(tensors[0].dtype).max
+        torch._foreach_clamp_min_(tensors, -m)
+        torch._foreach_clamp_max_(tensors, m)
+    return tensors

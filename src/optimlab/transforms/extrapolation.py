@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
+from ..linalg.scaling import saturate_
 from .moments import BETAS
 
 __all__ = ["OptimisticAMSGradStep", "AcceleratedSGDStep", "SecantCorrection", "ExpRandomScale", "exp1_draw"]
@@ -112,10 +113,8 @@ class AcceleratedSGDStep(Transform):
         torch._foreach_add_(buf, u, alpha=alpha * (rho - 1))
         # sums of gradients near the top of the range (3e38) saturate at ±max/2 rather than overflow
         # to inf (and then NaN): ordinary values pass unchanged (linalg.scaling.saturate's rule)
-        half = 0.5 * torch.finfo(u[0].dtype).max
-        for t in (out, buf):
-            torch._foreach_clamp_min_(t, -half)
-            torch._foreach_clamp_max_(t, half)
+        saturate_(out)
+        saturate_(buf)
         b.set_updates(out, owned=True)
 
 
@@ -150,9 +149,7 @@ class SecantCorrection(Transform):
         # extreme gradients (1e30, 3e38): u − u_prev saturates at ±max/2 instead of overflowing to inf,
         # and κ, κ̄ are formed in float64 and capped, so c stays in [0, γ] and nothing becomes NaN
         half = 0.5 * torch.finfo(u[0].dtype).max
-        dg = torch._foreach_sub(u, prev_g)
-        torch._foreach_clamp_min_(dg, -half)
-        torch._foreach_clamp_max_(dg, half)
+        dg = saturate_(torch._foreach_sub(u, prev_g))
         dp = torch._foreach_sub(b.params, prev_p)
         ng = torch.stack(torch._foreach_norm(dg, 2, dtype=torch.float64))
         nd = torch.stack(torch._foreach_norm(dp, 2, dtype=torch.float64))
@@ -169,10 +166,7 @@ class SecantCorrection(Transform):
         torch._foreach_copy_(prev_g, u)
         torch._foreach_copy_(prev_p, b.params)
         torch._foreach_mul_(dg, list(c.to(u[0].dtype).unbind(0)))
-        out = torch._foreach_add(u, dg)
-        torch._foreach_clamp_min_(out, -half)
-        torch._foreach_clamp_max_(out, half)
-        b.set_updates(out, owned=True)
+        b.set_updates(saturate_(torch._foreach_add(u, dg)), owned=True)
 
 
 _MASK64 = (1 << 64) - 1

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
+from ..linalg.scaling import saturate_
 from .decay import weight_decay_spec
 from .moments import BETAS, EPS
 
@@ -138,9 +139,7 @@ class ScheduleFree(Transform):
                 # z is a plain SGD iterate: with a huge step its exact value may not fit the dtype. It
                 # saturates at ±max/2 (finite, sign kept) instead of reaching ±inf, where the average
                 # lerp(x, z, c) would compute inf − inf = NaN; the half keeps z − x finite too.
-                big = 0.5 * torch.finfo(z[0].dtype).max
-                torch._foreach_clamp_max_(z, big)
-                torch._foreach_clamp_min_(z, -big)
+                saturate_(z)
             if c != 0:
                 torch._foreach_lerp_(x, z, c)
             interpolate(p, z, x, beta)
