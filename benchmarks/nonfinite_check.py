@@ -18,15 +18,20 @@ import torch
 import optimlab
 
 
-def gpt_set(d: int):
+def gpt_set(d: int, device="cpu"):
     g = torch.Generator().manual_seed(0)
     shapes = [(16 * d, d)] + [(d, d)] * 4 * 2 + [(4 * d, d), (d, 4 * d)] * 2 + [(d,)] * 13 + [(16 * d, d)]
     ps = []
     for s in shapes:
-        p = torch.nn.Parameter(torch.randn(*s, generator=g) * 0.02)
-        p.grad = torch.randn(*s, generator=g)
+        p = torch.nn.Parameter((torch.randn(*s, generator=g) * 0.02).to(device))
+        p.grad = torch.randn(*s, generator=g).to(device)
         ps.append(p)
     return ps
+
+
+def sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def clone(ps):
@@ -43,9 +48,10 @@ def main() -> None:
     ap.add_argument("--d", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rounds", type=int, default=12)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     for d in args.d:
-        base = gpt_set(d)
+        base = gpt_set(d, args.device)
         n = sum(p.numel() for p in base) / 1e6
         opts = {"torch fused": torch.optim.AdamW(clone(base), lr=1e-3, fused=True)}
         for mode in ("ignore", "error"):
@@ -59,8 +65,10 @@ def main() -> None:
             times = {k: [] for k in opts}
             for _ in range(args.rounds + 2):
                 for k, o in opts.items():
+                    sync(args.device)
                     t0 = time.perf_counter()
                     o.step()
+                    sync(args.device)
                     times[k].append(time.perf_counter() - t0)
             t = {k: v[2:] for k, v in times.items()}
             ref = t["torch fused"]

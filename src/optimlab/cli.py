@@ -105,7 +105,8 @@ def parse_tune(items: list[str] | None, names: list[str]) -> dict[str, Any]:
 def _runner_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return dict(eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, threads=args.threads,
                 nonfinite=args.nonfinite, sharpness_every=args.sharpness_every,
-                keep_checkpoint=args.keep_checkpoint, resume=not args.no_resume, progress=not args.no_progress)
+                keep_checkpoint=args.keep_checkpoint, resume=not args.no_resume, progress=not args.no_progress,
+                restart=args.restart)
 
 
 def _tasks(args: argparse.Namespace) -> int:
@@ -163,8 +164,7 @@ def _run(args: argparse.Namespace) -> int:
 
     hp = parse_optimizer_hparams(args.hp, [args.optimizer])[args.optimizer]
     res = run(args.task, args.optimizer, hparams=hp or None, seed=args.seed, steps=args.steps,
-              task_options=_pairs(args.option, "--option"), store=args.db, restart=args.restart,
-              **_runner_kwargs(args))
+              task_options=_pairs(args.option, "--option"), store=args.db, **_runner_kwargs(args))
     print(f"run {res.run_id}: {res.task} × {res.optimizer} seed {res.seed} — {res.status}"
           + (" (from the store)" if res.cached else ""))
     for k, v in res.final.items():
@@ -194,7 +194,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
     res = sweep(args.task, args.optimizer, parse_space(args.space), trials=args.trials, seeds=args.seeds,
                 steps=args.steps, store=args.db, study_storage=args.storage, study_name=args.study,
-                task_options=_pairs(args.option, "--option"), threads=args.threads, progress=True)
+                task_options=_pairs(args.option, "--option"), threads=args.threads, progress=True,
+                restart=args.restart)
     print(res)
     print(f"runs stored in {args.db}")
     return 0
@@ -261,14 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     runner.add_argument("--nonfinite", default="error", help="non-finite gradients: error (default) or skip")
     runner.add_argument("--no-resume", action="store_true", help="train again even if the store has the run")
     runner.add_argument("--no-progress", action="store_true", help="no progress bar")
+    runner.add_argument("--restart", action="store_true",
+                   help="train an interrupted run of this configuration again from step 0 instead of "
+                        "resuming its checkpoint (e.g. when the checkpoint is refused as invalid)")
     hp_help = "hyperparameters [OPTIMIZER:]KEY=VALUE, comma or space separated (muon:lr=0.03,adamw:lr=1e-3)"
     r = sub.add_parser("run", parents=[common, runner], help="one run: task × optimizer × seed, stored")
     r.add_argument("--optimizer", required=True)
     r.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help=hp_help)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--restart", action="store_true",
-                   help="train an interrupted run of this configuration again from step 0 instead of "
-                        "resuming its checkpoint (e.g. when the checkpoint is refused as invalid)")
     r.set_defaults(func=_run)
     c = sub.add_parser("compare", parents=[common, runner], help="optimizers × seeds on one task, as a table")
     c.add_argument("--optimizers", required=True, help="comma-separated names")
@@ -290,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--storage", default=None, help="Optuna storage URL (default: sweeps.db beside --db; "
                                                      "a PostgreSQL URL shares one study between machines)")
     sw.add_argument("--study", default=None, help="study name (default TASK-OPTIMIZER)")
+    sw.add_argument("--restart", action="store_true",
+                   help="train an interrupted run of this configuration again from step 0 instead of "
+                        "resuming its checkpoint (e.g. when the checkpoint is refused as invalid)")
     sw.set_defaults(func=_sweep)
     rp = sub.add_parser("report", help="HTML page + PNG figures + a table from the run store")
     rp.add_argument("--db", default="optimlab-runs/runs.db")

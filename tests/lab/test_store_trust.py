@@ -58,6 +58,38 @@ def test_restart_trains_the_refused_run_afresh(tmp_path):
     assert run(TASK, OPTIMIZER, store=path, restart=True, **KW).cached
 
 
+def test_compare_and_sweep_pass_restart_through(tmp_path, capsys):
+    """`optimlab compare --restart` and `optimlab sweep --restart` train a refused run afresh, as `run` does."""
+    from optimlab.cli import main
+
+    path = tmp_path / "runs.db"
+    rid = interrupted_store(path)
+    marker = tmp_path / "pwned"
+    set_blob(path, rid, crafted_blob(str(marker)))
+    common = ["--task", TASK, "--option", "dim=4", "--steps", str(KW["steps"]), "--db", str(path)]
+    argv = ["compare", *common, "--optimizers", OPTIMIZER, "--seeds", "1", "--eval-every", "4",
+            "--checkpoint-every", "5", "--no-progress"]
+    assert main(argv) != 0
+    assert f"run {rid}: checkpoint blob is not a plain tensor checkpoint" in capsys.readouterr().err
+    assert main(argv + ["--restart"]) == 0
+    assert not marker.exists()
+    with RunStore(path) as store:
+        assert store.get_run(rid)["status"] == "finished"
+    # sweep: the one trial (lr = the task's AdamW lr, the rest filled in from it) is the interrupted run
+    path = tmp_path / "sweep.db"
+    rid = interrupted_store(path)
+    set_blob(path, rid, crafted_blob(str(marker)))
+    common = ["--task", TASK, "--option", "dim=4", "--steps", str(KW["steps"]), "--db", str(path)]
+    argv = ["sweep", *common, "--optimizer", OPTIMIZER, "--space", "lr=choice:0.05", "--trials", "1"]
+    main(argv)  # optuna records the refusal as a failed trial; the run is untouched
+    with RunStore(path) as store:
+        assert store.get_run(rid)["status"] != "finished"
+    assert main(argv + ["--restart"]) == 0
+    assert not marker.exists()
+    with RunStore(path) as store:
+        assert store.get_run(rid)["status"] == "finished"
+
+
 def test_restart_must_be_a_bool(tmp_path):
     with pytest.raises(TypeError, match=r"run: restart must be a bool, got 'yes'"):
         run(TASK, OPTIMIZER, store=tmp_path / "r.db", restart="yes", **KW)

@@ -28,7 +28,10 @@ def flags(grads: Sequence[Tensor]) -> dict[torch.device, Tensor]:
     for (device, wide), gs in by_device.items():
         # fp16/bf16 norms are accumulated and returned in fp32 so that they do not overflow at 65504
         norms = torch._foreach_norm(gs, 2) if wide else torch._foreach_norm(gs, 2, dtype=torch.float32)
-        bad = torch.stack([n.float() for n in norms]).isfinite().all().logical_not().float()
+        # the sum of the norms is NaN or Inf when some gradient is (or when huge finite norms overflow)
+        s = torch.stack(norms).sum() if norms[0].dtype == torch.float32 else torch.stack(
+            [n.float() for n in norms]).sum()
+        bad = s.isfinite().logical_not().float()  # float32, as torch's fused kernels take found_inf
         out[device] = torch.maximum(out[device], bad) if device in out else bad
     return out
 

@@ -240,7 +240,7 @@ def compare(task: str, optimizers: Sequence[str | tuple[str, Mapping[str, Any]]]
             eval_every: int | None = None, checkpoint_every: int | None = None, target: float | None = None,
             resume: bool = True, tune: Mapping[str, Any] | None = None, tune_steps: int | None = None,
             baseline: str | None = None, nonfinite: str = "error", sharpness_every: int | None = None,
-            keep_checkpoint: bool = False, workers: int = 1) -> ComparisonTable:
+            keep_checkpoint: bool = False, workers: int = 1, restart: bool = False) -> ComparisonTable:
     """Tune (optionally), run every (optimizer, seed) and tabulate (see the module docstring).
 
     optimizers: names, or ``(name, hparams)`` pairs (one row each). seeds: how many (>= 1).
@@ -252,7 +252,8 @@ def compare(task: str, optimizers: Sequence[str | tuple[str, Mapping[str, Any]]]
     target: overrides the task's target for the primary metric.
     workers: run this many (optimizer, seed) runs at once in separate processes (needs a store path).
     eval_every, checkpoint_every, threads, progress, nonfinite, sharpness_every, keep_checkpoint,
-    resume: passed to :func:`optimlab.lab.runner.run` for every run and trial.
+    resume, restart: passed to :func:`optimlab.lab.runner.run` for every run and trial (``restart``: an
+    interrupted run is trained again from step 0 instead of resuming its checkpoint).
     """
     task_obj = get_task(task, **dict(task_options or {}))
     spec = task_obj.spec
@@ -274,7 +275,7 @@ def compare(task: str, optimizers: Sequence[str | tuple[str, Mapping[str, Any]]]
 
     run_opts = dict(eval_every=eval_every, checkpoint_every=checkpoint_every, threads=threads,
                     progress=progress, nonfinite=nonfinite, sharpness_every=sharpness_every,
-                    keep_checkpoint=keep_checkpoint, resume=resume)
+                    keep_checkpoint=keep_checkpoint, resume=resume, restart=restart)
     own_store = isinstance(store, (str, os.PathLike))
     db = RunStore(store) if own_store else (store if store is not None else RunStore(":memory:"))
     runs: dict[str, list[RunResult]] = {}

@@ -170,7 +170,7 @@ def sweep(task: str, optimizer: str, space: Mapping[str, Any] | Sequence[str], *
           study_name: str | None = None, metric: str | None = None, maximize: bool | None = None,
           fixed: Mapping[str, Any] | None = None, task_options: Mapping[str, Any] | None = None,
           total_trials: int | None = None, threads: int = 1, sampler_seed: int = 0,
-          sampler: BaseSampler | None = None, progress: bool = False) -> SweepResult:
+          sampler: BaseSampler | None = None, progress: bool = False, restart: bool = False) -> SweepResult:
     """Run ``trials`` more trials of the Optuna study over ``space`` for ``optimizer`` on ``task``.
 
     space: name -> ``("log", low, high)`` | ``("float", low, high)`` | ``("int", low, high)`` |
@@ -194,6 +194,8 @@ def sweep(task: str, optimizer: str, space: Mapping[str, Any] | Sequence[str], *
         contains "loss"; any other metric needs it explicitly.
     threads: torch threads per run. sampler_seed: seeds the default TPE sampler (per trial);
         sampler: any Optuna sampler instead. progress: Optuna's progress bar and trial log.
+    restart: an interrupted run of a trial is trained again from step 0 instead of resuming its
+        checkpoint (:func:`~optimlab.lab.runner.run`'s ``restart``; e.g. after a refused checkpoint).
 
     Returns a :class:`SweepResult` for the whole study. Errors (ValueError), all before anything
     runs: unknown task, optimizer or metric; a bad space; a study created for another objective.
@@ -202,6 +204,8 @@ def sweep(task: str, optimizer: str, space: Mapping[str, Any] | Sequence[str], *
                                   ("sampler_seed", sampler_seed, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise ValueError(f"sweep: {label} must be an int >= {minimum}, got {value!r}")
+    if not isinstance(restart, bool):
+        raise TypeError(f"sweep: restart must be a bool, got {restart!r}")
     if total_trials is not None and (not isinstance(total_trials, int) or isinstance(total_trials, bool)
                                      or total_trials < 1):
         raise ValueError(f"sweep: total_trials must be an int >= 1 or None, got {total_trials!r}")
@@ -306,7 +310,8 @@ def sweep(task: str, optimizer: str, space: Mapping[str, Any] | Sequence[str], *
                     prev = db.find_matching(task, options, optimizer, hp, seed, steps)
                     resume = prev is None or prev["status"] != "running"
                     res = run(task, optimizer, hparams=hp, seed=seed, steps=steps,
-                              task_options=options, store=db, threads=threads, resume=resume)
+                              task_options=options, store=db, threads=threads, resume=resume,
+                              restart=restart)
                     run_ids.append(res.run_id)
                     trial.set_user_attr("run_ids", run_ids)
                     if not res.ok:

@@ -63,7 +63,7 @@ class AdamMoments(Transform):
         beta1, beta2 = g["betas"]
         vmax = b.state(self, "max_exp_avg_sq") if self.amsgrad else []
         kernel(b.params, list(b.grads), b.state(self, "exp_avg"), b.state(self, "exp_avg_sq"), vmax,
-               [torch.tensor(float(t), device=p0.device) for t in b.steps], lr=g["lr"], beta1=beta1, beta2=beta2,
+               _step_tensors(b.steps, p0.device), lr=g["lr"], beta1=beta1, beta2=beta2,
                weight_decay=g[wd_key] if wd_key else 0.0, eps=g["eps"], amsgrad=self.amsgrad, maximize=False,
                found_inf=b.found_inf)
         return True
@@ -84,6 +84,12 @@ class AdamMoments(Transform):
         torch._foreach_add_(den, b.group["eps"])
         b.set_ratio(m, den)
         b.scale_by([1 / (1 - beta1**t) for t in b.steps])
+
+
+def _step_tensors(steps: list[int], device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The kernel's per-parameter step counts (it only reads them): views of one tensor, so one host-to-device
+    copy per bucket instead of one per parameter."""
+    return torch.tensor(steps, dtype=torch.float32, device=device).unbind(0)
 
 
 class AdamaxMoments(Transform):
