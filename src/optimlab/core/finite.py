@@ -18,19 +18,21 @@ from torch import Tensor
 
 __all__ = ["flags", "raised", "first_nonfinite"]
 
+_LOW = (torch.float16, torch.bfloat16)
+
 
 def flags(grads: Sequence[Tensor]) -> dict[torch.device, Tensor]:
     """{device: 0-d float32 tensor, 1.0 where some gradient on that device may be non-finite}."""
-    by_device: dict[tuple[torch.device, bool], list[Tensor]] = {}
+    by_device: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
     for g in grads:
-        by_device.setdefault((g.device, g.dtype == torch.float64), []).append(g)
+        by_device.setdefault((g.device, g.dtype), []).append(g)
     out: dict[torch.device, Tensor] = {}
-    for (device, wide), gs in by_device.items():
-        # fp16/bf16 norms are accumulated and returned in fp32 so that they do not overflow at 65504
-        norms = torch._foreach_norm(gs, 2) if wide else torch._foreach_norm(gs, 2, dtype=torch.float32)
+    for (device, dtype), gs in by_device.items():
+        # fp16/bf16 norms are accumulated and returned in fp32 so that they do not overflow at 65504; fp32 and
+        # fp64 take the call without dtype= (torch's multi-tensor fast path on CUDA)
+        norms = torch._foreach_norm(gs, 2, dtype=torch.float32) if dtype in _LOW else torch._foreach_norm(gs, 2)
         # the sum of the norms is NaN or Inf when some gradient is (or when huge finite norms overflow)
-        s = torch.stack(norms).sum() if norms[0].dtype == torch.float32 else torch.stack(
-            [n.float() for n in norms]).sum()
+        s = torch.stack(norms).sum().float()
         bad = s.isfinite().logical_not().float()  # float32, as torch's fused kernels take found_inf
         out[device] = torch.maximum(out[device], bad) if device in out else bad
     return out
