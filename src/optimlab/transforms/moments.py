@@ -86,10 +86,15 @@ class AdamMoments(Transform):
         b.scale_by([1 / (1 - beta1**t) for t in b.steps])
 
 
-def _step_tensors(steps: list[int], device: torch.device) -> tuple[torch.Tensor, ...]:
-    """The kernel's per-parameter step counts (it only reads them): views of one tensor, so one host-to-device
-    copy per bucket instead of one per parameter."""
-    return torch.tensor(steps, dtype=torch.float32, device=device).unbind(0)
+def _step_tensors(steps: list[int], device: torch.device) -> list[torch.Tensor]:
+    """The kernel's per-parameter step counts (it only reads them). One 0-d tensor per distinct count, made
+    with ``torch.full`` (a fill kernel with the count as its argument): no host-to-device copy, so no
+    stream synchronisation on CUDA (``torch.tensor(..., device="cuda")`` from host memory would sync)."""
+    made: dict[int, torch.Tensor] = {}
+    for t in steps:
+        if t not in made:
+            made[t] = torch.full((), float(t), dtype=torch.float32, device=device)
+    return [made[t] for t in steps]
 
 
 class AdamaxMoments(Transform):
