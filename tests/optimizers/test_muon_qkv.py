@@ -155,3 +155,35 @@ def test_blocks_that_do_not_divide_the_rows_are_refused_at_construction():
         optimlab.create(m, "muon", ortho_blocks=3)
     with pytest.raises(ValueError, match=r"muon: ortho_blocks must be in \[1, 64\], got 0"):
         optimlab.create(m, "muon", ortho_blocks=0)
+
+
+class NanoGPTAttn(nn.Module):
+    """nanoGPT's layout: one Linear ``c_attn`` (3E, E) whose output splits into contiguous q, k, v; a
+    GPT-NeoX-style ``query_key_value`` of the same shape (interleaved per head) and a Conv1D-style (E, 3E)
+    ``c_attn`` tensor, which must both stay whole."""
+
+    def __init__(self):
+        super().__init__()
+        self.c_attn = nn.Linear(E, 3 * E, bias=False)
+        self.query_key_value = nn.Linear(E, 3 * E, bias=False)
+        self.c_proj = nn.Linear(3 * E, E, bias=False)  # (E, 3E): a torch Linear of the transposed shape
+        self.out = nn.Linear(E, 2)
+
+    def forward(self, x):
+        q, k, v = self.c_attn(x).split(E, dim=-1)
+        return self.out(self.c_proj(torch.cat([q, k, v], -1)) + self.query_key_value(x)[..., :E])
+
+
+@pytest.mark.parametrize("source", ["module", "named"])
+def test_c_attn_is_split_by_name_and_neox_and_transposed_stay_whole(source):
+    torch.manual_seed(0)
+    model = NanoGPTAttn()
+    src = model if source == "module" else list(model.named_parameters())
+    opt = optimlab.create(src, "muon", ortho_backend="svd", head="out", **PLAIN)
+    blocked = [g for g in opt.param_groups if g.get("ortho_blocks") == 3]
+    assert len(blocked) == 1 and blocked[0]["param_names"] == ["c_attn.weight"]
+    step, grads = step_once(model, opt)
+    kw = {"method": "svd", "dtype": None}
+    torch.testing.assert_close(step["c_attn.weight"], blockwise(grads["c_attn.weight"], **kw), atol=1e-5, rtol=1e-5)
+    for name in ("query_key_value.weight", "c_proj.weight"):
+        torch.testing.assert_close(step[name], orthogonalize(grads[name], **kw), atol=1e-5, rtol=1e-5)

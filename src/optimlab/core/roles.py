@@ -21,7 +21,11 @@ with ``"param_names"``) the same decisions are made from names and shapes alone:
 :class:`RoleWarning` when a matrix looks like an embedding or head.
 
 Fused q/k/v (row blocks): ``nn.MultiheadAttention.in_proj_weight`` (shape ``(3E, E)``, the q, k and v
-projections stacked by rows) is recorded in :attr:`RoleAssignment.blocks` as 3 row blocks. Recipes whose
+projections stacked by rows), and the ``weight`` of a linear layer named ``c_attn`` (nanoGPT), ``qkv`` /
+``qkv_proj`` (timm, many ViTs), ``Wqkv`` (MosaicML) or ``in_proj`` of shape ``(3E, E)`` are recorded in
+:attr:`RoleAssignment.blocks` as 3 row blocks (:func:`fused_qkv_blocks`). Not matched on purpose: GPT-NeoX's
+``query_key_value`` (interleaved per head, not three contiguous blocks) and Hugging Face GPT-2's ``Conv1D``
+``c_attn`` (shape ``(E, 3E)``, blocks by columns); name those blocks yourself or accept one whole matrix. Recipes whose
 chain orthogonalizes (``Orthogonalize``'s ``ortho_blocks`` hyperparameter) get such weights in a param
 group of their own with ``ortho_blocks=3``: each ``(E, E)`` block is orthogonalized (and shape-scaled)
 separately, as three separate q/k/v ``nn.Linear`` would be. ``create(..., ortho_blocks=1)`` (or
@@ -74,6 +78,19 @@ EMBEDDING_MODULES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
 #: The param-group hyperparameter (declared by the ``Orthogonalize`` transform) that splits each matrix's
 #: rows into that many equal blocks, orthogonalized separately.
 BLOCKS_KEY = "ortho_blocks"
+#: linear layers whose weight stacks contiguous q, k, v row blocks (nanoGPT, timm, MosaicML, torch)
+QKV_UNITS = frozenset({"c_attn", "qkv", "qkv_proj", "wqkv", "in_proj"})
+
+
+def fused_qkv_blocks(name: str, p: torch.Tensor) -> int:
+    """3 for a fused q/k/v weight of shape ``(3E, E)`` named as one (see the module docstring), else 1."""
+    if p.ndim != 2 or p.shape[0] != 3 * p.shape[1]:
+        return 1
+    parts = name.split(".")
+    if parts[-1] == "in_proj_weight" or (parts[-1] == "weight" and len(parts) > 1
+                                         and parts[-2].lower() in QKV_UNITS):
+        return 3
+    return 1
 
 
 class RoleWarning(UserWarning):
@@ -315,7 +332,7 @@ def assign_roles(model: nn.Module, *, head: str | Sequence[str] | None = "auto",
                 f"assign_roles: no rule covers parameter {name!r} (shape {tuple(p.shape)}, owned by "
                 f"{type(mods[0]).__name__}); name its role, e.g. roles={{{name!r}: 'matrix'}}")
         out[name], params[name], why[name] = role, p, reason
-        if pid in fused:
+        if pid in fused or fused_qkv_blocks(name, p) == 3:
             blocks[name] = 3  # q, k, v stacked by rows
     return RoleAssignment(out, params, why, frozen, ties, blocks)
 

@@ -22,8 +22,9 @@ and shapes alone, in this order:
    ``output``, ``fc_out``, ``score``); else the last 2-D tensor — unless an embedding was found and that
    tensor's rows are the embedding width, i.e. it feeds a head tied to the embedding (which
    ``named_parameters()`` yields once, as the embedding);
-6. any other tensor with ``ndim >= 2`` → ``matrix``. A ``*.in_proj_weight`` of shape ``(3E, E)`` (fused
-   q/k/v, ``nn.MultiheadAttention``'s) records 3 row blocks.
+6. any other tensor with ``ndim >= 2`` → ``matrix``. A fused q/k/v weight of shape ``(3E, E)``
+   (``*.in_proj_weight``, ``*.c_attn.weight``, ``*.qkv.weight``...: :func:`~optimlab.core.roles.fused_qkv_blocks`)
+   records 3 row blocks.
 
 Frozen tensors (``requires_grad=False``) are routed too — torch.optim keeps what it is given — but are
 never chosen as the head (with a module they are skipped).
@@ -51,7 +52,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .roles import (BLOCKS_KEY, ROLES, RoleAssignment, check_roles, check_spec, fine_roles,
+from .roles import (BLOCKS_KEY, ROLES, fused_qkv_blocks, RoleAssignment, check_roles, check_spec, fine_roles,
                     glob_claims)
 
 __all__ = ["Routing", "route_params", "assign_named", "suspects", "check_row_blocks"]
@@ -196,7 +197,7 @@ def assign_named(named: Iterable[tuple[str, Tensor]], *, head: str | Sequence[st
         else:
             role, reason = "matrix", f"{p.ndim}-D"
         out[name], params[name], why[name] = role, p, reason
-        if p.ndim == 2 and name.split(".")[-1] == "in_proj_weight" and p.shape[0] == 3 * p.shape[1]:
+        if fused_qkv_blocks(name, p) == 3:
             blocks[name] = 3  # q, k, v stacked by rows, as nn.MultiheadAttention's
     return RoleAssignment(out, params, why, 0, ties, blocks)
 
