@@ -10,11 +10,18 @@ step and hangs it on every bucket as ``bucket.ctx``:
 * ``"global"``: reductions over all parameters of the optimizer (‖g‖², ‖x − x₀‖², ⟨g, v⟩...), computed
   once per step by a pre-pass before the per-bucket chains: a transform's ``prepare(bucket)`` adds its
   bucket's partial sums with ``ctx.add(key, value)``, the chains read ``ctx.total(key)``;
+* ``"jvp"``: Jacobian-vector products of the model's outputs (e.g. the logits), ``ctx.jvp(vectors)``: the
+  closure carries ``closure.outputs``, a callable returning the outputs at the current parameters (the
+  closure's batch); the product is a double backward through them
+  (:func:`optimlab.diagnostics.operators.output_jvp`), so the model needs no forward-mode support;
 * ``"hvp"``: Hessian-vector products (double backward through the gradients of a closure that called
   ``loss.backward(create_graph=True)``; Pearlmutter, Neural Computation 1994), ``ctx.hvp(vectors)``, or
   as a flat :class:`optimlab.diagnostics.operators.CurvatureOperator` via ``ctx.hessian_operator()``.
 
-``loss``, ``reevaluate`` and ``hvp`` need a closure: ``step()`` without one is a ``TypeError`` naming the
+A transform may also define ``finish(bucket)``: a post-pass the engine runs on every bucket after every chain
+has stepped (the ghosts-of-softmax controller applies a step it scaled by a global factor there).
+
+``loss``, ``reevaluate``, ``hvp`` and ``jvp`` need a closure: ``step()`` without one is a ``TypeError`` naming the
 optimizer. The closure follows torch's convention (zero the grads, compute the loss, backward, return
 the loss) and must not modify the parameters: a closure that does is a ``ValueError`` (detected by the
 parameters' version counters, so free). Every closure call is counted: ``ctx.evals`` this step,
@@ -35,8 +42,8 @@ from torch import Tensor
 
 __all__ = ["NEEDS", "CLOSURE_NEEDS", "StepContext", "check_needs", "norms", "dists", "sq_norm", "sq_dist", "dot"]
 
-NEEDS = ("loss", "reevaluate", "global", "hvp")
-CLOSURE_NEEDS = frozenset({"loss", "reevaluate", "hvp"})
+NEEDS = ("loss", "reevaluate", "global", "hvp", "jvp")
+CLOSURE_NEEDS = frozenset({"loss", "reevaluate", "hvp", "jvp"})
 
 
 def check_needs(owner: str, needs: Iterable[str]) -> frozenset[str]:
@@ -131,6 +138,10 @@ class StepContext:
             raise FloatingPointError(
                 f"{ctx.name}: the closure's loss is {value}; nothing was updated (nonfinite='error'; "
                 f"'skip' skips such steps, 'ignore' checks nothing)")
+        if "jvp" in ctx.needs and not callable(getattr(closure, "outputs", None)):
+            raise TypeError(f"{ctx.name}: needs Jacobian-vector products of the model's outputs; give the closure "
+                            f"an attribute 'outputs', a callable returning them on the closure's batch "
+                            f"(closure.outputs = lambda: model(x))")
         if "hvp" in ctx.needs and not any(p.grad is not None and p.grad.requires_grad for p in ctx.params):
             raise TypeError(f"{ctx.name}: needs Hessian-vector products, but the gradients carry no graph; "
                             f"call loss.backward(create_graph=True) in the closure")
@@ -222,6 +233,24 @@ class StepContext:
                              f"derivatives (double backward failed: {err})") from err
         return [torch.zeros_like(p) if h is None else h for h, p in zip(out, self.params)]
 
+    def jvp(self, vectors: Sequence[Tensor | None]) -> tuple[Tensor, Tensor]:
+        """``(J v, outputs)``: the outputs' directional derivative along ``vectors`` (one per parameter of
+        ``ctx.params``; None: zero) and the outputs, from ``closure.outputs`` (one forward, two backward)."""
+        if "jvp" not in self.needs:
+            raise RuntimeError(f"{self.name}: jvp() used by a recipe that does not declare needs={{'jvp'}}")
+        from ..diagnostics.operators import output_jvp  # lazy: diagnostics sits above core
+
+        versions = [p._version for p in self.params]
+        try:
+            out = output_jvp(self.closure.outputs, self.params, vectors)
+        except RuntimeError as err:
+            raise ValueError(f"{self.name}: needs Jacobian-vector products of the outputs, but double backward "
+                             f"through closure.outputs failed: {err}") from err
+        self._count()
+        if any(p._version != v for p, v in zip(self.params, versions)):
+            raise ValueError(f"{self.name}: closure.outputs modified a parameter in place")
+        return out
+
     def hessian_operator(self) -> Any:
         """The Hessian at this step as a flat ``CurvatureOperator`` (for diagnostics' Lanczos etc.)."""
         from ..diagnostics.operators import CurvatureOperator, flatten, unflatten  # lazy: diagnostics sits above core
@@ -265,6 +294,12 @@ class StepContext:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
+
+    def finish(self, jobs: Sequence[tuple[Any, Any]]) -> None:
+        """The post-pass: every chain's ``finish`` hooks on every bucket, after every chain has stepped."""
+        for c, b in jobs:
+            for hook in c.finishes:
+                hook(b)
 
     def prepare(self, jobs: Sequence[tuple[Any, Any]], fresh: Sequence[dict]) -> None:
         """The pre-pass: every chain's ``prepare`` hooks on every bucket, before any chain steps.

@@ -278,6 +278,8 @@ class ChainOptimizer(torch.optim.Optimizer):
                 b.found_inf = None
         for chain, b in later:
             chain.step(b, fused=fused)
+        if any(c.finishes for c, _ in later):
+            ctx.finish(later)
         return loss
 
     # -- checkpoints -----------------------------------------------------------------------------

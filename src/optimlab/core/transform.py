@@ -179,6 +179,7 @@ class Chain:
             self._fused = self._fused or (fuse(self.transforms) if fuse else None)
         self.fused = self._fused is not None  # whether a fused kernel may serve this chain
         self.prepares = tuple(t.prepare for t in self.transforms if hasattr(t, "prepare"))  # the pre-pass
+        self.finishes = tuple(t.finish for t in self.transforms if hasattr(t, "finish"))  # the post-pass
 
     def init(self, p: Tensor, group: dict[str, Any]) -> dict[str, Tensor]:
         state: dict[str, Tensor] = {}
