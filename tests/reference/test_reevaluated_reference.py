@@ -104,3 +104,22 @@ def test_exact_gr_matches_reference_and_fd_gr_approaches_it():
     fd, _ = run("fd_gr", dict(lr=0.1, gr_gamma=0.2, gr_h=1e-5), 5)
     for a, b in zip(fd, xs):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_udog_matches_reference():
+    from optimlab.reference.parameter_free import udog_step
+
+    got, opt = run("udog", dict(), 10)
+    shapes = [t.shape for t in init()]
+    x = torch.cat([t.reshape(-1) for t in init()])
+
+    def flat_grad(v):
+        parts = list(torch.split(v, [s.numel() for s in shapes]))
+        return torch.cat([g.reshape(-1) for g in grad_fn([p.view(s) for p, s in zip(parts, shapes)])[1]])
+
+    st = {}
+    for _ in range(10):
+        udog_step(x, flat_grad, st)
+    torch.testing.assert_close(torch.cat([g.reshape(-1) for g in got]), x, rtol=1e-10, atol=1e-12)
+    assert opt.closure_evals == 1 + 2 * 9  # step 1: M = the closure's gradient
+    assert st["rbar"] > 1e-5  # it moved well beyond r_ε
