@@ -6,7 +6,8 @@ import pytest
 
 from optimlab.lab.claims import VERDICTS, run_claim
 
-WP1_CLAIMS = ["ghosts-safe-radius", "ghosts-controller-lr-spike", "ghosts-temperature-spread"]
+WP1_CLAIMS = ["ghosts-safe-radius", "ghosts-controller-lr-spike", "ghosts-temperature-spread", "l-dog-vs-tuned",
+              "udog-convex", "polyak-momentum-insensitive", "sania-scale-invariance", "aegd-energy-stability"]
 
 
 @pytest.mark.parametrize("claim_id", WP1_CLAIMS)
@@ -23,3 +24,10 @@ def test_controller_run_survives_the_spike(tmp_path):
     ev = run_claim("ghosts-controller-lr-spike", fast=True, out_dir=tmp_path)
     for v in ev.measurements.values():
         assert v["acc_controller"] > 0.5 and 0 <= v["acc_plain"] <= 1
+
+
+def test_aegd_energy_never_increases_and_gd_diverges_somewhere(tmp_path):
+    ev = run_claim("aegd-energy-stability", fast=True, out_dir=tmp_path)
+    for v in ev.measurements.values():
+        assert all(x == 0 for k, x in v.items() if k.endswith("r_increases"))
+        assert any(x == 1 for k, x in v.items() if k.endswith("gd_diverged"))
