@@ -11,8 +11,8 @@ import torch
 
 
 def run(params: list[torch.Tensor], name: Any, steps: int, step_loss: Callable[[int], torch.Tensor],
-        final: Callable[[], float], hp: dict[str, Any], on_step: Callable[[Any, float], None] | None = None
-        ) -> tuple[float, list[float]]:
+        final: Callable[[], float], hp: dict[str, Any], on_step: Callable[[Any, float], None] | None = None,
+        create_graph: bool = False) -> tuple[float, list[float]]:
     """``steps`` steps of optimizer ``name`` (a registered name or a Recipe) with a closure on
     ``step_loss(t)``; returns (final(), per-step losses). A non-finite loss ends the run with +inf."""
     import optimlab
@@ -23,7 +23,7 @@ def run(params: list[torch.Tensor], name: Any, steps: int, step_loss: Callable[[
         def closure(t: int = t) -> torch.Tensor:
             opt.zero_grad()
             loss = step_loss(t)
-            loss.backward()
+            loss.backward(create_graph=create_graph)
             return loss
 
         try:
