@@ -40,10 +40,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["NEEDS", "CLOSURE_NEEDS", "StepContext", "check_needs", "norms", "dists", "sq_norm", "sq_dist", "dot"]
+__all__ = ["NEEDS", "CLOSURE_NEEDS", "StepContext", "SkipStep", "check_needs", "norms", "dists", "sq_norm", "sq_dist", "dot"]
 
 NEEDS = ("loss", "reevaluate", "global", "hvp", "jvp")
 CLOSURE_NEEDS = frozenset({"loss", "reevaluate", "hvp", "jvp"})
+
+
+class SkipStep(Exception):
+    """Raised inside the pre-pass under ``nonfinite='skip'`` (a non-finite re-evaluation): the engine takes the
+    step back (state as it was) and counts it in ``skipped_steps``."""
 
 
 def check_needs(owner: str, needs: Iterable[str]) -> frozenset[str]:
@@ -210,12 +215,28 @@ class StepContext:
                 torch._foreach_add_([p for p, _ in moved], [d for _, d in moved])
             loss = self._call(self.closure, "the closure, called by reevaluate(),")
             new = [p.grad for p in self.params]
+            if self.opt.nonfinite != "ignore":
+                self._check_second_point(loss, new)
         finally:
             for (p, _), s in zip(moved, saved):
                 p.copy_(s)
             for p, g in zip(self.params, grads):
                 p.grad = g
         return loss, new
+
+    def _check_second_point(self, loss: Any, grads: Sequence[Tensor | None]) -> None:
+        from . import finite
+
+        value = float(loss.detach() if isinstance(loss, Tensor) else loss)
+        present = [g for g in grads if g is not None]
+        bad = not math.isfinite(value) or (present and finite.first_nonfinite(present) is not None)
+        if not bad:
+            return
+        if self.opt.nonfinite == "skip":
+            raise SkipStep()
+        what = f"loss {value}" if not math.isfinite(value) else "gradient has NaN or Inf"
+        raise FloatingPointError(f"{self.name}: at the re-evaluated point the closure's {what}; nothing was updated "
+                                 f"(nonfinite='error'; 'skip' skips such steps, 'ignore' checks nothing)")
 
     # -- Hessian-vector products -----------------------------------------------------------------
     def hvp(self, vectors: Sequence[Tensor]) -> list[Tensor]:
