@@ -117,11 +117,11 @@ def _safe_radius_exp(fast: bool, seeds: Sequence[int]) -> Outcome:
                 losses = _loss_along(net, xb, yb, d, [r * rho for r in R_GRID])
                 fails = [r for r, l in zip(R_GRID, losses) if not (l - base <= RISE)]
                 first = fails[0] if fails else math.inf
-                below += sum(1 for r in fails if r < 1)
+                below += int(first < 1)  # cases whose first failure comes before r = 1
                 onsets.append(first)
                 cases.append({"seed": seed, "step": ck, "direction": dname, "rho": rho, "first_failure_r": first})
         inside = sum(1 for r in onsets if 1 <= r <= 3) / len(onsets)
-        per_seed[seed] = {"failures_below_r1": float(below), "frac_first_failure_in_1_3": inside,
+        per_seed[seed] = {"cases_failing_below_r1": float(below), "frac_first_failure_in_1_3": inside,
                           "median_first_failure_r": float(np.median(onsets))}
         passed[seed] = below == 0 and inside >= 0.8
     fig, axes = new_figure(1)
@@ -133,9 +133,12 @@ def _safe_radius_exp(fast: bool, seeds: Sequence[int]) -> Outcome:
                 title="ghosts-safe-radius")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    expl = "; ".join(f"seed {s}: {int(v['failures_below_r1'])} failures at r<1, "
+    by_dir = {d: sum(1 for c in cases if c["direction"] == d and c["first_failure_r"] < 1)
+              for d in ("gradient", "adam", "random")}
+    expl = "; ".join(f"seed {s}: {int(v['cases_failing_below_r1'])} of {len(checkpoints) * 3} cases fail at r<1, "
                      f"{v['frac_first_failure_in_1_3']:.0%} first failures in [1,3], median onset r "
                      f"{v['median_first_failure_r']:.3g}" for s, v in per_seed.items())
+    expl += f"; cases failing below r = 1 by direction: {by_dir}"
     return Outcome(per_seed, passed, expl, fig, {"cases": cases, "r_grid": list(R_GRID)})
 
 
