@@ -258,6 +258,11 @@ class ChainOptimizer(torch.optim.Optimizer):
         compiling = torch.compiler.is_compiling()
         fused = self.fused and not compiling  # torch's fused kernels do not survive functionalization
         found = None if self.nonfinite == "ignore" else finite.flags([p.grad for _, ps in work for p in ps])
+        if found is not None and "reevaluate" in ctx.needs and finite.raised(found):
+            # the pre-pass would re-evaluate from a non-finite gradient: refuse it first, naming the parameter
+            if self._refuse(work):
+                return loss
+            found = None  # a false alarm (a sum of squares overflowed on huge finite gradients)
         try:
             buckets, created = self._prepared(work, ctx)
         except SkipStep:  # a non-finite re-evaluation under nonfinite='skip' (the pre-pass took the step back)
