@@ -38,7 +38,8 @@ def second_call(model, x, y, bad):
 def test_non_scalar_loss_at_the_second_point(name):
     model, x, y, opt = stepped(name)
     snap = snapshot(model, opt)
-    with pytest.raises(TypeError, match=rf"^{name}: the closure must return a scalar loss, got a tensor of shape \(2,\)"):
+    with pytest.raises(TypeError,
+                       match=rf"^{name}: the closure must return a scalar loss, got a tensor of shape \(2,\)"):
         opt.step(second_call(model, x, y, lambda loss: torch.stack([loss, loss])))
     unchanged(model, opt, snap)
 

@@ -48,7 +48,8 @@ def run(recipe, hp, steps, create_graph=False):
 
 
 CASES = {
-    "fd_gr": (dict(lr=0.1, gr_gamma=0.2, gr_h=0.05), lambda xs, st: ref.fd_gr_step(xs, grad_fn, lr=0.1, gamma=0.2, h=0.05), 2),
+    "fd_gr": (dict(lr=0.1, gr_gamma=0.2, gr_h=0.05),
+              lambda xs, st: ref.fd_gr_step(xs, grad_fn, lr=0.1, gamma=0.2, h=0.05), 2),
     "igt": (dict(lr=0.05, momentum=0.8), lambda xs, st: ref.igt_step(xs, grad_fn, st, lr=0.05, beta=0.8), 2),
     "spider_ngd": (dict(lr=0.05, spider_q=3, norm_power=0.7),
                    lambda xs, st: ref.spider_ngd_step(xs, grad_fn, st, lr=0.05, beta=0.7, q=3), None),

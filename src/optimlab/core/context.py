@@ -40,7 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["NEEDS", "CLOSURE_NEEDS", "StepContext", "SkipStep", "check_needs", "norms", "dists", "sq_norm", "sq_dist", "dot"]
+__all__ = ["NEEDS", "CLOSURE_NEEDS", "StepContext", "SkipStep", "check_needs", "norms", "dists", "sq_norm",
+           "sq_dist", "dot"]
 
 NEEDS = ("loss", "reevaluate", "global", "hvp", "jvp")
 CLOSURE_NEEDS = frozenset({"loss", "reevaluate", "hvp", "jvp"})

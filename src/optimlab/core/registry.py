@@ -113,7 +113,8 @@ def create(model_or_params: nn.Module | Iterable, name: str | Recipe, *, head: s
            embedding: str | Sequence[str] = (), roles: Mapping[str, str] | None = None,
            per_role: Mapping[str, Mapping[str, Any]] | None = None, nonfinite: str = "error",
            fused: bool = True, verbose: bool = False, **hparams: Any) -> ChainOptimizer:
-    """Create optimizer ``name`` (a registered name, or a :class:`Recipe`) for a model (parameters routed by role) or for params / param groups.
+    """Create optimizer ``name`` (a registered name, or a :class:`Recipe`) for a model (parameters routed by
+    role) or for params / param groups.
 
     Keyword hyperparameters configure the recipe's main roles (all roles for AdamW; the ``matrix`` role
     for Muon); ``per_role={"embedding": {"lr": ...}}`` sets any role's. ``head``, ``embedding`` and

@@ -214,7 +214,8 @@ class ModelBuilding(Transform):
     no shortening)."""
 
     name = "smb"
-    rule = "trial s = −lr·g; f⁺, g⁺ at x + s;  Armijo holds: u ← g;  else per tensor κ = ⟨s, g⁺−g⟩/‖s‖², u ← min(1, 1/(lr·κ))·g"
+    rule = ("trial s = −lr·g; f⁺, g⁺ at x + s;  Armijo holds: u ← g;  else per tensor κ = ⟨s, g⁺−g⟩/‖s‖², "
+            "u ← min(1, 1/(lr·κ))·g")
     hparams = {"armijo_c": HParam("float", 1e-4, "sufficient-decrease constant c (unitless)", low=0.0, high=1.0)}
 
     def prepare(self, b: Bucket) -> None:

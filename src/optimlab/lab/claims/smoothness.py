@@ -192,8 +192,8 @@ def _fdgr_exp(fast: bool, seeds: Sequence[int]) -> Outcome:
                 title="fd-gr-rich-regime")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    expl = (f"diagonal linear net w = u² − v² (init 0.5), 5-sparse regression n = 40, d = 100, {steps} GD steps, lr 0.01, "
-            "γ = 0.05, h = 0.05; ‖w‖₁ (final loss): " + "; ".join(
+    expl = (f"diagonal linear net w = u² − v² (init 0.5), 5-sparse regression n = 40, d = 100, {steps} GD steps, "
+            "lr 0.01, γ = 0.05, h = 0.05; ‖w‖₁ (final loss): " + "; ".join(
                 f"seed {s}: GD {v['gd_l1']:.4g} ({v['gd_loss']:.2g}), GR {v['gr_l1']:.4g} ({v['gr_loss']:.2g}), "
                 f"FD-GR {v['fd_gr_l1']:.4g} ({v['fd_gr_loss']:.2g})" for s, v in per_seed.items())
             + "; rule GD > GR > FD-GR")
@@ -263,8 +263,8 @@ def _asgd_exp(fast: bool, seeds: Sequence[int]) -> Outcome:
                 title="asgd-subspace-bias")
     axes[0].legend(fontsize=6)
     fig.tight_layout()
-    expl = (f"linear regression d = 200, λ_k = k⁻², batch 1, {steps} steps, lr 0.3 (ASGD: AccSGD defaults κ 1000, ξ 10); "
-            "excess risk (mean of the last 10% of iterates): " + "; ".join(
+    expl = (f"linear regression d = 200, λ_k = k⁻², batch 1, {steps} steps, lr 0.3 (ASGD: AccSGD defaults κ 1000, "
+            "ξ 10); excess risk (mean of the last 10% of iterates): " + "; ".join(
                 f"seed {s}: bias top SGD {v['sgd_bias_top']:.3g} / ASGD {v['asgd_bias_top']:.3g}, bottom "
                 f"{v['sgd_bias_bottom']:.3g} / {v['asgd_bias_bottom']:.3g}, variance {v['sgd_variance']:.3g} / "
                 f"{v['asgd_variance']:.3g}" for s, v in per_seed.items()))
@@ -332,7 +332,8 @@ def _muon_exp(fast: bool, seeds: Sequence[int]) -> Outcome:
     verdict = None
     if all(v["loss_increases"] == 0 for v in per_seed.values()):
         verdict = "inconclusive"  # the regime the claim is about (f not monotone) was not reached
-        expl += "; inconclusive: f decreased at every step on every seed, so 'even when the objective does not' is untested"
+        expl += ("; inconclusive: f decreased at every step on every seed, so 'even when the objective does not' "
+                 "is untested")
     return Outcome(per_seed, passed, expl, fig, verdict=verdict)
 
 
@@ -343,8 +344,8 @@ register(Claim(
     statement="An exact Hamiltonian dissipation identity: the energy decreases monotonically even when the objective "
               "does not.",
     optimizers=("regularized_muon",),
-    protocol="f(W) = ‖AW − B‖²/(2·50), A 50×20, B 50×10 Gaussian from the seed, W₀ = 0, fp64; regularized_muon lr 1e-3, "
-             "β = 1 − 10·lr, ε = 1e-2, no weight decay; energy = hamiltonian_energy (f + (lr·s/(1−β))·tr((MᵀM+εI)^½), "
+    protocol="f(W) = ‖AW − B‖²/(2·50), A 50×20, B 50×10 Gaussian from the seed, W₀ = 0, fp64; regularized_muon "
+             "lr 1e-3, β = 1 − 10·lr, ε = 1e-2, no weight decay; energy = hamiltonian_energy (f + (lr·s/(1−β))·tr((MᵀM+εI)^½), "
              "our reading of the kinetic energy) after every step; 2,000 steps (fast 200).",
     rule="the energy never increases (relative tolerance 1e-8) while f increases at ≥ 1 step, every seed; f never "
          "increasing on any seed: inconclusive (the regime is not reached)",

@@ -146,7 +146,8 @@ def _quad(seed: int) -> tuple:
 
     inst = get_task("quadratic", dim=100, condition=1e3).build(seed=seed)
     model = inst.model
-    return list(model.parameters()), lambda t: inst.loss(model, inst.batch(t)), lambda: inst.evaluate(model)["eval_loss"]
+    return (list(model.parameters()), lambda t: inst.loss(model, inst.batch(t)),
+            lambda: inst.evaluate(model)["eval_loss"])
 
 
 def _polyak_exp(fast: bool, seeds: Sequence[int]) -> Outcome:
