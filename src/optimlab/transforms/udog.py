@@ -13,7 +13,8 @@ parameter-free. Our reading (the paper's iterate-stabilization details need the 
 
 The parameters hold the output point z̄ (x_0 = y_0 = z̄_0). Step t starts at z̄_{t−1} with the closure's
 gradient g_{t−1}: it finishes ``y_{t−1}``, re-evaluates at x̃_t, and moves the parameters to z̄_t — two
-gradients per step, as UniXGrad. ``lr = 0`` skips the step (state untouched).
+gradients per step, as UniXGrad. ``lr = 0`` skips the step (state untouched). One step size for the whole
+optimizer: ``lr``, ``reps_rel`` and ``eps`` are read from the first group that steps.
 """
 from __future__ import annotations
 
