@@ -18,6 +18,11 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "grokking-modular-arithmetic", "sgd-trace-bound", "natural-gradient-scaling-exponent",
                "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd"]
 PENDING: list[str] = []
+# the closure-aware engine's claims: their fast protocols are run in test_claims_wp1.py
+WP1 = ["ghosts-safe-radius", "ghosts-controller-lr-spike", "ghosts-temperature-spread", "l-dog-vs-tuned",
+       "udog-convex", "polyak-momentum-insensitive", "sania-scale-invariance", "aegd-energy-stability",
+       "ngd-generalized-smooth-rate", "rmsprop-generalized-smooth", "fd-gr-rich-regime", "asgd-subspace-bias",
+       "move-on-muon-dissipation"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -37,7 +42,7 @@ def fast_evidence(claim_id: str, out_dir) -> Evidence:
 
 def test_registry_lists_every_claim():
     ids = [c.id for c in list_claims()]
-    assert sorted(ids) == sorted(IMPLEMENTED + PENDING)
+    assert sorted(ids) == sorted(IMPLEMENTED + PENDING + WP1)
     assert len(ids) == len(set(ids))
     assert ids[: len(IMPLEMENTED)] == IMPLEMENTED  # listing order: implemented families first
     for claim in list_claims():

@@ -26,7 +26,7 @@ SCALES = {"1e-30": 1e-30, "1e30": 1e30, "3e38": 3e38, "mixed": (3e38, 1e-30, 0.0
 # square_avg); the step they divide then goes to 0 and the parameters stay finite. Also DoG's Σ‖g‖², the
 # AdaGrad-Norm and SANIA accumulators of squares.
 TORCH_INF_STATE = re.compile(r"(^|\.)(max_)?exp_avg_sq(_in|_out)?$|^momentum\.momentum_buffer$|"
-                             r"^adagrad\.sum$|^rmsprop\.square_avg$|^norm_accumulator\.b_sq$|^l?dog\.G$|"
+                             r"^adagrad\.sum$|^rmsprop\.square_avg$|^norm_accumulator\.b_sq$|^[lu]?dog\.G$|"
                              r"^sania\.precond$")
 
 

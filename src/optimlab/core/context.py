@@ -10,11 +10,18 @@ step and hangs it on every bucket as ``bucket.ctx``:
 * ``"global"``: reductions over all parameters of the optimizer (‖g‖², ‖x − x₀‖², ⟨g, v⟩...), computed
   once per step by a pre-pass before the per-bucket chains: a transform's ``prepare(bucket)`` adds its
   bucket's partial sums with ``ctx.add(key, value)``, the chains read ``ctx.total(key)``;
+* ``"jvp"``: Jacobian-vector products of the model's outputs (e.g. the logits), ``ctx.jvp(vectors)``: the
+  closure carries ``closure.outputs``, a callable returning the outputs at the current parameters (the
+  closure's batch); the product is a double backward through them
+  (:func:`optimlab.diagnostics.operators.output_jvp`), so the model needs no forward-mode support;
 * ``"hvp"``: Hessian-vector products (double backward through the gradients of a closure that called
   ``loss.backward(create_graph=True)``; Pearlmutter, Neural Computation 1994), ``ctx.hvp(vectors)``, or
   as a flat :class:`optimlab.diagnostics.operators.CurvatureOperator` via ``ctx.hessian_operator()``.
 
-``loss``, ``reevaluate`` and ``hvp`` need a closure: ``step()`` without one is a ``TypeError`` naming the
+A transform may also define ``finish(bucket)``: a post-pass the engine runs on every bucket after every chain
+has stepped (the ghosts-of-softmax controller applies a step it scaled by a global factor there).
+
+``loss``, ``reevaluate``, ``hvp`` and ``jvp`` need a closure: ``step()`` without one is a ``TypeError`` naming the
 optimizer. The closure follows torch's convention (zero the grads, compute the loss, backward, return
 the loss) and must not modify the parameters: a closure that does is a ``ValueError`` (detected by the
 parameters' version counters, so free). Every closure call is counted: ``ctx.evals`` this step,
@@ -33,10 +40,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["NEEDS", "CLOSURE_NEEDS", "StepContext", "check_needs", "norms", "dists", "sq_norm", "sq_dist", "dot"]
+__all__ = ["NEEDS", "CLOSURE_NEEDS", "StepContext", "SkipStep", "check_needs", "norms", "dists", "sq_norm",
+           "sq_dist", "dot"]
 
-NEEDS = ("loss", "reevaluate", "global", "hvp")
-CLOSURE_NEEDS = frozenset({"loss", "reevaluate", "hvp"})
+NEEDS = ("loss", "reevaluate", "global", "hvp", "jvp")
+CLOSURE_NEEDS = frozenset({"loss", "reevaluate", "hvp", "jvp"})
+
+
+class SkipStep(Exception):
+    """Raised inside the pre-pass under ``nonfinite='skip'`` (a non-finite re-evaluation): the engine takes the
+    step back (state as it was) and counts it in ``skipped_steps``."""
 
 
 def check_needs(owner: str, needs: Iterable[str]) -> frozenset[str]:
@@ -131,6 +144,10 @@ class StepContext:
             raise FloatingPointError(
                 f"{ctx.name}: the closure's loss is {value}; nothing was updated (nonfinite='error'; "
                 f"'skip' skips such steps, 'ignore' checks nothing)")
+        if "jvp" in ctx.needs and not callable(getattr(closure, "outputs", None)):
+            raise TypeError(f"{ctx.name}: needs Jacobian-vector products of the model's outputs; give the closure "
+                            f"an attribute 'outputs', a callable returning them on the closure's batch "
+                            f"(closure.outputs = lambda: model(x))")
         if "hvp" in ctx.needs and not any(p.grad is not None and p.grad.requires_grad for p in ctx.params):
             raise TypeError(f"{ctx.name}: needs Hessian-vector products, but the gradients carry no graph; "
                             f"call loss.backward(create_graph=True) in the closure")
@@ -199,12 +216,28 @@ class StepContext:
                 torch._foreach_add_([p for p, _ in moved], [d for _, d in moved])
             loss = self._call(self.closure, "the closure, called by reevaluate(),")
             new = [p.grad for p in self.params]
+            if self.opt.nonfinite != "ignore":
+                self._check_second_point(loss, new)
         finally:
             for (p, _), s in zip(moved, saved):
                 p.copy_(s)
             for p, g in zip(self.params, grads):
                 p.grad = g
         return loss, new
+
+    def _check_second_point(self, loss: Any, grads: Sequence[Tensor | None]) -> None:
+        from . import finite
+
+        value = float(loss.detach() if isinstance(loss, Tensor) else loss)
+        present = [g for g in grads if g is not None]
+        bad = not math.isfinite(value) or (present and finite.first_nonfinite(present) is not None)
+        if not bad:
+            return
+        if self.opt.nonfinite == "skip":
+            raise SkipStep()
+        what = f"loss {value}" if not math.isfinite(value) else "gradient has NaN or Inf"
+        raise FloatingPointError(f"{self.name}: at the re-evaluated point the closure's {what}; nothing was updated "
+                                 f"(nonfinite='error'; 'skip' skips such steps, 'ignore' checks nothing)")
 
     # -- Hessian-vector products -----------------------------------------------------------------
     def hvp(self, vectors: Sequence[Tensor]) -> list[Tensor]:
@@ -221,6 +254,24 @@ class StepContext:
             raise ValueError(f"{self.name}: needs Hessian-vector products, but the model has no second "
                              f"derivatives (double backward failed: {err})") from err
         return [torch.zeros_like(p) if h is None else h for h, p in zip(out, self.params)]
+
+    def jvp(self, vectors: Sequence[Tensor | None]) -> tuple[Tensor, Tensor]:
+        """``(J v, outputs)``: the outputs' directional derivative along ``vectors`` (one per parameter of
+        ``ctx.params``; None: zero) and the outputs, from ``closure.outputs`` (one forward, two backward)."""
+        if "jvp" not in self.needs:
+            raise RuntimeError(f"{self.name}: jvp() used by a recipe that does not declare needs={{'jvp'}}")
+        from ..diagnostics.operators import output_jvp  # lazy: diagnostics sits above core
+
+        versions = [p._version for p in self.params]
+        try:
+            out = output_jvp(self.closure.outputs, self.params, vectors)
+        except RuntimeError as err:
+            raise ValueError(f"{self.name}: needs Jacobian-vector products of the outputs, but double backward "
+                             f"through closure.outputs failed: {err}") from err
+        self._count()
+        if any(p._version != v for p, v in zip(self.params, versions)):
+            raise ValueError(f"{self.name}: closure.outputs modified a parameter in place")
+        return out
 
     def hessian_operator(self) -> Any:
         """The Hessian at this step as a flat ``CurvatureOperator`` (for diagnostics' Lanczos etc.)."""
@@ -265,6 +316,12 @@ class StepContext:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
+
+    def finish(self, jobs: Sequence[tuple[Any, Any]]) -> None:
+        """The post-pass: every chain's ``finish`` hooks on every bucket, after every chain has stepped."""
+        for c, b in jobs:
+            for hook in c.finishes:
+                hook(b)
 
     def prepare(self, jobs: Sequence[tuple[Any, Any]], fresh: Sequence[dict]) -> None:
         """The pre-pass: every chain's ``prepare`` hooks on every bucket, before any chain steps.

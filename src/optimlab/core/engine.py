@@ -48,7 +48,7 @@ import torch
 from torch import Tensor
 
 from . import checkpoint, finite
-from .context import StepContext
+from .context import SkipStep, StepContext
 from .hparams import validate
 from .recipe import Recipe
 from .roles import ROLES, groups_from_params
@@ -258,7 +258,16 @@ class ChainOptimizer(torch.optim.Optimizer):
         compiling = torch.compiler.is_compiling()
         fused = self.fused and not compiling  # torch's fused kernels do not survive functionalization
         found = None if self.nonfinite == "ignore" else finite.flags([p.grad for _, ps in work for p in ps])
-        buckets, created = self._prepared(work, ctx)
+        if found is not None and "reevaluate" in ctx.needs and finite.raised(found):
+            # the pre-pass would re-evaluate from a non-finite gradient: refuse it first, naming the parameter
+            if self._refuse(work):
+                return loss
+            found = None  # a false alarm (a sum of squares overflowed on huge finite gradients)
+        try:
+            buckets, created = self._prepared(work, ctx)
+        except SkipStep:  # a non-finite re-evaluation under nonfinite='skip' (the pre-pass took the step back)
+            self.skipped_steps += 1
+            return loss
         later = []
         for chain, b in buckets:
             # a fused kernel takes the flag as found_inf and skips itself: it may run before the flag is read
@@ -272,12 +281,18 @@ class ChainOptimizer(torch.optim.Optimizer):
             self._undo(buckets, created)
             if self._refuse(work):
                 return loss
-            buckets, created = self._prepared(work, ctx)
+            try:
+                buckets, created = self._prepared(work, ctx)
+            except SkipStep:
+                self.skipped_steps += 1
+                return loss
             later = buckets
             for _, b in later:
                 b.found_inf = None
         for chain, b in later:
             chain.step(b, fused=fused)
+        if any(c.finishes for c, _ in later):
+            ctx.finish(later)
         return loss
 
     # -- checkpoints -----------------------------------------------------------------------------

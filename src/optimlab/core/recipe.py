@@ -24,8 +24,8 @@ class Recipe:
     ``main``: the roles that ``create(..., lr=...)`` configures; the others keep their defaults unless
     set with ``per_role``. ``paper``: title and arXiv id. ``summary``: one line. ``rule``: the update
     rule in plain maths, for ``describe()``. ``needs``: what a step needs beyond the gradients, a subset
-    of ``{"loss", "reevaluate", "global", "hvp"}`` (see :mod:`optimlab.core.context`); ``"loss"``,
-    ``"reevaluate"`` and ``"hvp"`` make ``step()`` require a closure.
+    of ``{"loss", "reevaluate", "global", "hvp", "jvp"}`` (see :mod:`optimlab.core.context`); ``"loss"``,
+    ``"reevaluate"``, ``"hvp"`` and ``"jvp"`` make ``step()`` require a closure.
     """
 
     name: str

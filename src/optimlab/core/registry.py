@@ -109,11 +109,12 @@ def describe(name: str) -> Description:
     return Description(name, recipe.summary, recipe.rule, recipe.paper, roles, recipe.needs)
 
 
-def create(model_or_params: nn.Module | Iterable, name: str, *, head: str | Sequence[str] | None = "auto",
+def create(model_or_params: nn.Module | Iterable, name: str | Recipe, *, head: str | Sequence[str] | None = "auto",
            embedding: str | Sequence[str] = (), roles: Mapping[str, str] | None = None,
            per_role: Mapping[str, Mapping[str, Any]] | None = None, nonfinite: str = "error",
            fused: bool = True, verbose: bool = False, **hparams: Any) -> ChainOptimizer:
-    """Create optimizer ``name`` for a model (parameters routed by role) or for params / param groups.
+    """Create optimizer ``name`` (a registered name, or a :class:`Recipe`) for a model (parameters routed by
+    role) or for params / param groups.
 
     Keyword hyperparameters configure the recipe's main roles (all roles for AdamW; the ``matrix`` role
     for Muon); ``per_role={"embedding": {"lr": ...}}`` sets any role's. ``head``, ``embedding`` and
@@ -126,9 +127,12 @@ def create(model_or_params: nn.Module | Iterable, name: str, *, head: str | Sequ
     with ``ortho_blocks=3`` under orthogonalizing recipes; ``ortho_blocks=1`` opts out. ``verbose`` prints
     the role table. ``nonfinite`` and ``fused``: see :class:`ChainOptimizer`.
     """
-    if not isinstance(name, str):
+    if isinstance(name, Recipe):  # an unregistered recipe (e.g. optimlab.optimizers.ghosts.safe_radius("adam"))
+        recipe, name = name, name.name
+    elif not isinstance(name, str):
         raise TypeError(f"create: the optimizer name must be a str (see optimlab.available()), got {name!r}")
-    recipe = get_recipe(name)
+    else:
+        recipe = get_recipe(name)
     main = validate(name, recipe.main_specs(), hparams)
     if per_role is not None and not isinstance(per_role, Mapping):
         raise TypeError(f"{name}: per_role must be a dict {{role: {{hyperparameter: value}}}}, got {per_role!r}")

@@ -129,6 +129,8 @@ class Transform:
     A transform that needs a reduction over all parameters (DoG's ‖g‖², ‖x − x₀‖²) implements
     ``prepare(bucket)``: the engine calls it on every bucket before any chain steps (the pre-pass), and it
     adds its bucket's partial sums with ``bucket.ctx.add(key, value)``; ``update`` reads ``ctx.total(key)``.
+    A transform that must act after every chain has stepped (the ghosts-of-softmax controller applies a step
+    scaled by one factor over all parameters) implements ``finish(bucket)``, the post-pass.
     A transform may offer ``fuse(transforms) -> kernel | None``: a single fused kernel for a whole
     chain it recognises (e.g. torch's fused AdamW); the kernel returns False for a bucket it cannot
     take (device, dtype), which then runs through the transforms one by one.
@@ -179,6 +181,7 @@ class Chain:
             self._fused = self._fused or (fuse(self.transforms) if fuse else None)
         self.fused = self._fused is not None  # whether a fused kernel may serve this chain
         self.prepares = tuple(t.prepare for t in self.transforms if hasattr(t, "prepare"))  # the pre-pass
+        self.finishes = tuple(t.finish for t in self.transforms if hasattr(t, "finish"))  # the post-pass
 
     def init(self, p: Tensor, group: dict[str, Any]) -> dict[str, Tensor]:
         state: dict[str, Tensor] = {}

@@ -348,3 +348,42 @@ def make_operator(model: nn.Module, loss_fn: LossFn, data: Any, operator: str = 
     if operator not in OPERATORS:
         raise ValueError(f"operator must be one of {sorted(OPERATORS)}, got {operator!r}")
     return OPERATORS[operator](model, loss_fn, data, **kwargs)
+
+
+# -- Jacobian-vector products -----------------------------------------------------------------------
+def output_jvp(outputs: Any, params: Sequence[torch.Tensor],
+               vectors: Sequence[torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(J v, z)`` for ``z = outputs()`` (a callable of the current parameters) along ``v`` (one tensor per
+    parameter, None = 0), by double backward: ``Jᵀu`` is linear in a dummy ``u``, and ``J v = ∇_u⟨Jᵀu, v⟩``
+    (the "double-backward trick"; no forward-mode support needed; one forward, two backward passes)."""
+    with torch.enable_grad():
+        z = outputs()
+        if not isinstance(z, torch.Tensor) or not z.requires_grad:
+            raise RuntimeError("the outputs do not depend on the parameters (no autograd graph)")
+        u = torch.zeros_like(z, requires_grad=True)
+        grads = torch.autograd.grad(z, list(params), grad_outputs=u, create_graph=True, allow_unused=True)
+        pairs = [(g, v) for g, v in zip(grads, vectors) if g is not None and v is not None]
+        if not pairs:
+            return torch.zeros_like(z).detach(), z.detach()
+        (jv,) = torch.autograd.grad([g for g, _ in pairs], u, grad_outputs=[v.to(g.dtype) for g, v in pairs],
+                                    allow_unused=True)
+    return (torch.zeros_like(z) if jv is None else jv).detach(), z.detach()
+
+
+def model_jvp(model: nn.Module, inputs: Any, vectors: Sequence[torch.Tensor | None]
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(J v, model(inputs))`` by forward mode (``torch.func.jvp`` over ``functional_call``); ``vectors``
+    follow ``model.parameters()`` (trainable ones; None = 0). Falls back to :func:`output_jvp` for models
+    whose operations have no forward-mode rule."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    names = [n for n, _ in named]
+    tangents = tuple(torch.zeros_like(p) if v is None else v.to(p.dtype) for (_, p), v in zip(named, vectors))
+
+    def f(*ps: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(model, dict(zip(names, ps)), (inputs,))
+
+    try:
+        out, jv = torch.func.jvp(f, tuple(p.detach() for _, p in named), tangents)
+    except (RuntimeError, NotImplementedError):
+        return output_jvp(lambda: model(inputs), [p for _, p in named], list(vectors))
+    return jv.detach(), out.detach()

@@ -55,3 +55,33 @@ def ldog_step(xs: list[torch.Tensor], gs: list[torch.Tensor], states: list[dict]
     """L-DoG: :func:`dog_step` applied to each tensor on its own (``states[i]`` for ``xs[i]``)."""
     for x, g, st in zip(xs, gs, states):
         dog_step([x], [g], st, lr=lr, reps_rel=reps_rel, eps=eps)
+
+
+def udog_step(x: torch.Tensor, grad_fn, state: dict, *, lr: float = 1.0, reps_rel: float = 1e-6,
+              eps: float = 1e-8) -> None:
+    """One U-DoG step (optimlab's reading, see :mod:`optimlab.transforms.udog`) on a flat vector ``x`` = z̄
+    (written in place); ``grad_fn(x) -> gradient``; weights α_t = t::
+
+        t = 1: x0 = y = z̄, r̄ = reps_rel(1 + ‖x0‖), G = ε, M = g(z̄)
+        t ≥ 2: y ← y − α_{t−1} η_{t−1} g(z̄);  G ← G + α_{t−1}²‖g(z̄) − M‖²;  r̄ ← max(r̄, ‖y − x0‖)
+               x̃ = (α_t y + A_{t−1} z̄)/A_t;  M = g(x̃)
+        η = lr r̄/√(G + α_t²‖M‖²);  z = y − α_t η M;  z̄ ← (α_t z + A_{t−1} z̄)/A_t
+    """
+    g = grad_fn(x)
+    if "t" not in state:
+        state.update(t=1, x0=x.clone(), y=x.clone(), rbar=reps_rel * (1 + float(x.norm())), G=eps)
+        M = g
+    else:
+        t, a = state["t"] + 1, float(state["t"])
+        state["t"] = t
+        state["y"] = state["y"] - a * state["eta"] * g
+        state["G"] += a * a * float((g - state["M"]).square().sum())
+        state["rbar"] = max(state["rbar"], float((state["y"] - state["x0"]).norm()))
+        A_prev, A = t * (t - 1) / 2, t * (t + 1) / 2
+        M = grad_fn((t * state["y"] + A_prev * x) / A)
+    t = state["t"]
+    A_prev, A = t * (t - 1) / 2, t * (t + 1) / 2
+    eta = lr * state["rbar"] / math.sqrt(state["G"] + t * t * float(M.square().sum()))
+    z = state["y"] - t * eta * M
+    x.copy_((t * z + A_prev * x) / A)
+    state["M"], state["eta"] = M, eta

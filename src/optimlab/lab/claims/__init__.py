@@ -21,6 +21,8 @@ from . import sgd_trace  # noqa: F401
 from . import natural_gradient  # noqa: F401
 from . import muon_family  # noqa: F401
 from . import dog  # noqa: F401
+from . import ghosts  # noqa: F401
+from . import stepsize_rules, stepsize_checks, smoothness  # noqa: F401
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 
