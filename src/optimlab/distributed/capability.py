@@ -1,0 +1,100 @@
+"""What each transform needs when parameters live on several processes, and whether a recipe can run so.
+
+Three kinds of transform:
+
+* **owner** transforms (:data:`OWNER`): whole-matrix work (orthogonalization, spectral maps, Dion's power
+  iteration). Under DDP each parameter gets one owner rank that computes it; the results (the update, and
+  the transform's own state) are all-gathered. Under FSDP2 the shards are repartitioned to the owner and
+  back. Each entry gives the FLOP model used to balance the owners (:func:`owners.matrix_flops`).
+* **elementwise** transforms (:data:`ELEMENTWISE`): an output element depends only on the same element of
+  the inputs and state, and on per-parameter scalars that do not depend on tensor values (shape factors,
+  step counts, the learning rate). They run on FSDP2's local shards with no communication.
+* anything else: correct under DDP (every rank holds the whole parameter and the same gradient, so every
+  rank computes the same thing, redundantly), refused under FSDP2 with the reason.
+
+A recipe that declares ``needs`` of ``"global"``, ``"reevaluate"`` or ``"hvp"`` is refused under FSDP2 (the
+global reductions and re-evaluations would see local shards only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..core.recipe import Recipe
+from ..core.transform import Chain, Transform
+from ..transforms import (AdamaxMoments, AdamMoments, CoupledDecay, DecoupledDecay, DionLowRank, EMAMomentum,
+                          HeavyBall, LionSign, Orthogonalize, ScaleByShape, SchattenMap, Sign)
+from ..transforms.classic import AdaGradScale, RMSPropScale
+from ..transforms.schedule_free import ScheduleFree, SecondMomentNormalize
+from .owners import matrix_flops
+
+__all__ = ["OWNER", "ELEMENTWISE", "owner_index", "unit_cost", "fsdp_refusal", "check_fsdp"]
+
+
+def _ns_cost(shape: Any, g: dict) -> float:
+    exact = g.get("ortho_backend") in ("svd", "qdwh")
+    return matrix_flops(shape, "svd" if exact else "newton_schulz", steps=g.get("ns_steps", 5),
+                        ortho_3d=g.get("ortho_3d", "flatten"), blocks=g.get("ortho_blocks", 1))
+
+
+def _dion_cost(shape: Any, g: dict) -> float:
+    m, n = shape[0], 1
+    for d in shape[1:]:
+        n *= d
+    r = max(1, round(g.get("rank_fraction", 1.0) * min(m, n)))
+    return matrix_flops(shape, "power_iteration", rank=r)
+
+
+#: owner transform class -> cost model (shape, group) -> FLOPs
+OWNER: dict[type, Callable[[Any, dict], float]] = {
+    Orthogonalize: _ns_cost,
+    SchattenMap: lambda shape, g: matrix_flops(shape, "svd", ortho_3d=g.get("ortho_3d", "flatten")),
+    DionLowRank: _dion_cost,
+}
+
+#: transforms that run on local shards as they are (see the module doc for the rule)
+ELEMENTWISE: tuple[type, ...] = (AdamMoments, AdamaxMoments, HeavyBall, EMAMomentum, CoupledDecay, DecoupledDecay,
+                                 Sign, LionSign, RMSPropScale, AdaGradScale, ScaleByShape, ScheduleFree,
+                                 SecondMomentNormalize)
+
+
+def _is_owner(t: Transform) -> bool:
+    return type(t) in OWNER
+
+
+def owner_index(chain: Chain) -> int | None:
+    """Index of the chain's first owner transform (None: the chain runs locally on every rank)."""
+    return next((i for i, t in enumerate(chain.transforms) if _is_owner(t)), None)
+
+
+def unit_cost(t: Transform, shape: Any, group: dict) -> float:
+    return OWNER[type(t)](shape, group)
+
+
+def fsdp_refusal(recipe: Recipe, roles: list[str]) -> str | None:
+    """Why ``recipe`` cannot run on FSDP2-sharded parameters of these roles (None: it can)."""
+    bad = sorted(recipe.needs & {"global", "reevaluate", "hvp"})
+    if bad:
+        return f"it needs {bad} (reductions / re-evaluations over whole parameters, not local shards)"
+    for role in roles:
+        chain = recipe.chain_for(role)
+        k = owner_index(chain)
+        for i, t in enumerate(chain.transforms):
+            if i == k:
+                if chain.transforms[-1] is t and hasattr(t, "apply"):
+                    return f"its {role!r} chain applies the update in the owner transform {t.name!r}"
+                continue
+            if not isinstance(t, ELEMENTWISE):
+                what = "a second whole-matrix transform" if _is_owner(t) else "not elementwise"
+                return (f"transform {t.name!r} of its {role!r} chain ({chain}) is {what}; only one whole-matrix "
+                        f"transform per chain plus elementwise ones run on sharded parameters")
+    return None
+
+
+def check_fsdp(recipe: Recipe, roles: list[str]) -> None:
+    """Raise a ``ValueError`` naming the reason when ``recipe`` cannot run on sharded parameters."""
+    why = fsdp_refusal(recipe, roles)
+    if why is not None:
+        raise ValueError(f"{recipe.name}: cannot run on FSDP2 / DTensor-sharded parameters: {why}. Under DDP "
+                         f"(replicated parameters) it runs; see docs/distributed.md")

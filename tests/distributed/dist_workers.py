@@ -1,0 +1,169 @@
+"""Helpers for the distributed tests: launch N gloo processes with a hard timeout, a tiny GPT, its data.
+
+Every process group is made through a FileStore in the test's tmp dir (no TCP port to collide with), with
+a short process-group timeout; every launch has a wall-clock limit after which the processes are killed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import traceback
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+PG_TIMEOUT = 30.0  # seconds: the process group's own timeout
+STEP_TIMEOUT = 10.0  # seconds: the optimizer's collective timeout in tests
+
+
+def _entry(rank: int, fn, world: int, tmp: str, args: tuple) -> None:
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/store", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=PG_TIMEOUT))
+    try:
+        out = fn(rank, world, tmp, *args)
+    except BaseException as err:  # report it; the parent decides whether it was expected
+        out = {"error": f"{type(err).__name__}: {err}", "type": type(err).__name__, "tb": traceback.format_exc()}
+    with open(f"{tmp}/result{rank}.pkl", "wb") as f:
+        pickle.dump(out, f)
+    try:
+        dist.destroy_process_group()
+    except Exception:
+        pass
+
+
+def launch(fn, world: int, tmp, *args, timeout: float = 90.0) -> list:
+    """Run ``fn(rank, world, tmp, *args)`` on ``world`` processes; each one's return value (or error dict)."""
+    tmp = str(tmp)
+    for name in os.listdir(tmp):
+        if name.startswith("result") or name == "store":
+            os.remove(os.path.join(tmp, name))
+    ctx = mp.start_processes(_entry, args=(fn, world, tmp, args), nprocs=world, join=False, start_method="spawn")
+    import time
+    deadline = time.monotonic() + timeout
+    try:
+        while not ctx.join(timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"distributed test did not finish within {timeout} s")
+    finally:
+        for p in ctx.processes:  # only the processes this launch started
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+    out = []
+    for r in range(world):
+        with open(f"{tmp}/result{r}.pkl", "rb") as f:
+            out.append(pickle.load(f))
+    return out
+
+
+# -- a tiny GPT and its data -------------------------------------------------------------------------
+VOCAB, CONTEXT, D, LAYERS, HEADS, BATCH = 32, 16, 32, 2, 2, 8
+
+
+def tiny_gpt(seed: int = 0):
+    from optimlab.lab.tasks.blocks import Transformer
+
+    torch.manual_seed(seed)
+    model = Transformer(VOCAB, CONTEXT, D, LAYERS, HEADS, tie=False)
+    gen = torch.Generator().manual_seed(seed)
+    model.reset_parameters(gen)
+    return model
+
+
+def batch(step: int, rows: slice = slice(None)):
+    g = torch.Generator().manual_seed(1000 + step)
+    x = torch.randint(0, VOCAB, (BATCH, CONTEXT + 1), generator=g)
+    return x[rows, :-1], x[rows, 1:]
+
+
+def loss_of(model, x, y):
+    logits = model(x)
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
+
+
+def train(model, opt, steps: int, start: int = 0, rows: slice = slice(None)):
+    for s in range(start, start + steps):
+        x, y = batch(s, rows)
+        opt.zero_grad(set_to_none=True)
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            loss = loss_of(model, x, y)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+    return model
+
+
+def params_of(model) -> dict:
+    out = {}
+    for n, p in model.named_parameters():
+        t = p.detach()
+        if hasattr(t, "full_tensor"):
+            t = t.full_tensor()
+        out[n.removeprefix("module.")] = t.clone()
+    return out
+
+
+def state_of(opt) -> dict:
+    """Every state tensor by (group, index, key), as full tensors (DTensor state gathered)."""
+    out = {}
+    for gi, g in enumerate(opt.param_groups):
+        for j, p in enumerate(g["params"]):
+            for k, v in opt.state.get(p, {}).items():
+                if isinstance(v, torch.Tensor):
+                    v = v.full_tensor() if hasattr(v, "full_tensor") else v
+                    out[(gi, j, k)] = v.detach().clone()
+                else:
+                    out[(gi, j, k)] = v
+    return out
+
+
+def make_opt(model, name: str, group=None):
+    import optimlab
+
+    return optimlab.create(model, name, process_group=group)
+
+
+# -- workers ------------------------------------------------------------------------------------------
+def record_owner_calls(model) -> list:
+    """Patch every owner transform's ``update`` to log the names of the matrices it computes (this process)."""
+    from optimlab.distributed.capability import OWNER
+
+    names = {id(p): n.removeprefix("module.") for n, p in model.named_parameters()}
+    log: list = []
+    for cls in OWNER:
+        if "_orig_update" not in cls.__dict__:
+            cls._orig_update = cls.update
+
+        def update(self, b, _orig=cls._orig_update):
+            log.append([names[id(p)] for p in b.params])
+            return _orig(self, b)
+
+        cls.update = update
+    return log
+
+
+def w_parity(rank: int, world: int, tmp: str, names: list, steps: int, wrap_ddp: bool = False) -> dict:
+    out = {}
+    for name in names:
+        model = tiny_gpt(0)
+        rows = slice(None)
+        if wrap_ddp:
+            model = torch.nn.parallel.DistributedDataParallel(model)
+            per = BATCH // world
+            rows = slice(rank * per, (rank + 1) * per)
+        opt = make_opt(model, name, dist.group.WORLD)
+        opt._distributed.comm.timeout = STEP_TIMEOUT
+        log = record_owner_calls(model)
+        train(model, opt, steps, rows=rows)
+        ex = opt._distributed
+        out[name] = {"params": params_of(model), "state": state_of(opt), "calls": ex.matrix_calls, "log": log,
+                     "bytes": ex.comm.bytes_received, "needed": ex.comm.bytes_needed}
+    return out
