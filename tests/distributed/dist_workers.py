@@ -167,3 +167,36 @@ def w_parity(rank: int, world: int, tmp: str, names: list, steps: int, wrap_ddp:
         out[name] = {"params": params_of(model), "state": state_of(opt), "calls": ex.matrix_calls, "log": log,
                      "bytes": ex.comm.bytes_received, "needed": ex.comm.bytes_needed}
     return out
+
+
+def w_dcp_save(rank: int, world: int, tmp: str, names: list, steps: int) -> dict:
+    import torch.distributed.checkpoint as dcp
+
+    from optimlab.distributed import checkpoint as ockpt
+
+    for name in names:
+        model = tiny_gpt(0)
+        opt = make_opt(model, name, dist.group.WORLD)
+        train(model, opt, steps)
+        dcp.save({"model": model.state_dict(), "optim": ockpt.state_dict(opt)}, checkpoint_id=f"{tmp}/ckpt_{name}")
+    return {}
+
+
+def resume(name: str, ckpt: str, steps: int, total: int, group=None) -> dict:
+    """A fresh model and optimizer, loaded from ``ckpt`` (saved after ``steps``), trained to ``total``."""
+    import torch.distributed.checkpoint as dcp
+
+    from optimlab.distributed import checkpoint as ockpt
+
+    model = tiny_gpt(1)  # another seed: everything must come from the checkpoint
+    opt = make_opt(model, name, group)
+    sd = {"model": model.state_dict(), "optim": ockpt.state_dict(opt)}
+    dcp.load(sd, checkpoint_id=ckpt)
+    model.load_state_dict(sd["model"])
+    ockpt.load_state_dict(opt, sd["optim"])
+    train(model, opt, total - steps, start=steps)
+    return {"params": params_of(model), "state": state_of(opt)}
+
+
+def w_dcp_load(rank: int, world: int, tmp: str, names: list, steps: int, total: int) -> dict:
+    return {name: resume(name, f"{tmp}/ckpt_{name}", steps, total, dist.group.WORLD) for name in names}
