@@ -30,10 +30,9 @@ def _entry(rank: int, fn, world: int, tmp: str, args: tuple) -> None:
         out = {"error": f"{type(err).__name__}: {err}", "type": type(err).__name__, "tb": traceback.format_exc()}
     with open(f"{tmp}/result{rank}.pkl", "wb") as f:
         pickle.dump(out, f)
-    try:
-        dist.destroy_process_group()
-    except Exception:
-        pass
+    if "error" in out:  # a process group after a failed collective may abort in its destructor: leave now
+        os._exit(0)
+    dist.destroy_process_group()
 
 
 def launch(fn, world: int, tmp, *args, timeout: float = 90.0) -> list:
@@ -49,6 +48,9 @@ def launch(fn, world: int, tmp, *args, timeout: float = 90.0) -> list:
         while not ctx.join(timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"distributed test did not finish within {timeout} s")
+    except mp.ProcessExitedException as err:  # a process died after reporting (or not): read what came back
+        if not all(os.path.exists(f"{tmp}/result{r}.pkl") for r in range(world)):
+            raise RuntimeError(f"a test process died without reporting: {err}") from err
     finally:
         for p in ctx.processes:  # only the processes this launch started
             if p.is_alive():
@@ -200,3 +202,47 @@ def resume(name: str, ckpt: str, steps: int, total: int, group=None) -> dict:
 
 def w_dcp_load(rank: int, world: int, tmp: str, names: list, steps: int, total: int) -> dict:
     return {name: resume(name, f"{tmp}/ckpt_{name}", steps, total, dist.group.WORLD) for name in names}
+
+
+def w_mismatch(rank: int, world: int, tmp: str, case: str) -> dict:
+    """A mismatch across ranks; returns the error each rank saw (or None)."""
+    import time
+
+    import optimlab
+
+    model = tiny_gpt(0)
+    t0 = time.monotonic()
+    try:
+        if case == "construction":  # another momentum on rank 1
+            opt = optimlab.create(model, "muon", momentum=0.9 if rank == 1 else 0.95, process_group=dist.group.WORLD)
+        else:
+            opt = make_opt(model, "muon", dist.group.WORLD)
+            opt._distributed.comm.timeout = STEP_TIMEOUT
+            train(model, opt, 1)
+            if case == "scheduler" and rank == 1:  # an LR change on one rank only
+                opt.param_groups[0]["lr"] *= 0.5
+            if case == "grads" and rank == 0:  # a parameter without gradient on one rank only
+                model.lm_head.weight.requires_grad_(False)
+            if case == "fail_alive":
+                opt._distributed.comm.timeout = 3.0
+            if case in ("fail", "fail_alive") and rank == 1:  # rank 1 fails inside the owner-split step
+                from optimlab.transforms import Orthogonalize
+
+                def boom(self, b):
+                    raise RuntimeError("injected failure on rank 1")
+
+                Orthogonalize.update = boom
+            if case == "nan" and rank == 1:
+                x, y = batch(1)
+                opt.zero_grad()
+                loss_of(model, x, y).backward()
+                model.blocks[0].fc.weight.grad[0, 0] = float("nan")
+                opt.step()
+            else:
+                train(model, opt, 1, start=1)
+        return {"error": None, "seconds": time.monotonic() - t0}
+    except Exception as err:
+        out = {"error": f"{type(err).__name__}: {err}", "seconds": time.monotonic() - t0}
+        if case == "fail_alive" and rank == 1:  # the failed rank stays alive: the others must time out
+            time.sleep(6.0)
+        return out
