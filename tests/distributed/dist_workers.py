@@ -88,14 +88,14 @@ def loss_of(model, x, y):
     return torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
 
 
-def train(model, opt, steps: int, start: int = 0, rows: slice = slice(None)):
+def train(model, opt, steps: int, start: int = 0, rows: slice = slice(None), scale: float = 1.0):
     for s in range(start, start + steps):
         x, y = batch(s, rows)
         opt.zero_grad(set_to_none=True)
 
         def closure():
             opt.zero_grad(set_to_none=True)
-            loss = loss_of(model, x, y)
+            loss = loss_of(model, x, y) * scale
             loss.backward()
             return loss
 
@@ -246,3 +246,31 @@ def w_mismatch(rank: int, world: int, tmp: str, case: str) -> dict:
         if case == "fail_alive" and rank == 1:  # the failed rank stays alive: the others must time out
             time.sleep(6.0)
         return out
+
+
+def fsdp_model(seed: int = 0):
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    model = tiny_gpt(seed)
+    mesh = init_device_mesh("cpu", (dist.get_world_size(),))
+    for block in model.blocks:
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
+
+
+def w_fsdp(rank: int, world: int, tmp: str, names: list, steps: int) -> dict:
+    """FSDP2 runs in which only rank 0's loss counts (the others' is multiplied by 0): the reduce-scatter
+    then sums g + 0 + ... exactly, and the gradient is g / world (a power of two: exact)."""
+    out = {}
+    for name in names:
+        model = fsdp_model(0)
+        opt = make_opt(model, name)  # DTensor parameters: detected, no process group needed
+        opt._distributed.comm.timeout = STEP_TIMEOUT
+        log = record_owner_calls(model)
+        train(model, opt, steps, scale=1.0 if rank == 0 else 0.0)
+        ex = opt._distributed
+        out[name] = {"params": params_of(model), "state": state_of(opt), "calls": ex.matrix_calls, "log": log,
+                     "bytes": ex.comm.bytes_received, "mode": ex.mode}
+    return out

@@ -29,7 +29,7 @@ from ..transforms.classic import AdaGradScale, RMSPropScale
 from ..transforms.schedule_free import ScheduleFree, SecondMomentNormalize
 from .owners import matrix_flops
 
-__all__ = ["OWNER", "ELEMENTWISE", "owner_index", "unit_cost", "fsdp_refusal", "check_fsdp"]
+__all__ = ["OWNER", "ELEMENTWISE", "SHAPE_ONLY", "owner_index", "owner_segment", "segment_cost", "unit_cost", "fsdp_refusal", "check_fsdp"]
 
 
 def _ns_cost(shape: Any, g: dict) -> float:
@@ -59,6 +59,11 @@ ELEMENTWISE: tuple[type, ...] = (AdamMoments, AdamaxMoments, HeavyBall, EMAMomen
                                  SecondMomentNormalize)
 
 
+#: elementwise transforms that read their parameters' *shape* (not values): on local shards they are given the
+#: global shape (the DTensor parameters) and their per-parameter scale is applied to the shards
+SHAPE_ONLY: tuple[type, ...] = (ScaleByShape,)
+
+
 def _is_owner(t: Transform) -> bool:
     return type(t) in OWNER
 
@@ -66,6 +71,24 @@ def _is_owner(t: Transform) -> bool:
 def owner_index(chain: Chain) -> int | None:
     """Index of the chain's first owner transform (None: the chain runs locally on every rank)."""
     return next((i for i, t in enumerate(chain.transforms) if _is_owner(t)), None)
+
+
+def owner_segment(chain: Chain) -> tuple[int, int] | None:
+    """``(start, stop)``: the transforms that run on an owner's whole matrices under FSDP2 — from the first to
+    the last transform that is not elementwise (NorMuon's row normalisation after its orthogonalization,
+    AdaMuon's RMS match, a trust ratio...); None when every transform is elementwise (the chain runs on
+    local shards)."""
+    idx = [i for i, t in enumerate(chain.transforms) if not isinstance(t, ELEMENTWISE)]
+    return (idx[0], idx[-1] + 1) if idx else None
+
+
+def segment_cost(chain: Chain, seg: tuple[int, int], shape: Any, group: dict) -> float:
+    """FLOPs of a segment for one parameter: its owner transforms' models, else ~10 FLOPs per element."""
+    costs = [unit_cost(t, shape, group) for t in chain.transforms[seg[0]:seg[1]] if _is_owner(t)]
+    numel = 1
+    for d in shape:
+        numel *= d
+    return sum(costs) if costs else 10.0 * numel
 
 
 def unit_cost(t: Transform, shape: Any, group: dict) -> float:
@@ -79,16 +102,10 @@ def fsdp_refusal(recipe: Recipe, roles: list[str]) -> str | None:
         return f"it needs {bad} (reductions / re-evaluations over whole parameters, not local shards)"
     for role in roles:
         chain = recipe.chain_for(role)
-        k = owner_index(chain)
-        for i, t in enumerate(chain.transforms):
-            if i == k:
-                if chain.transforms[-1] is t and hasattr(t, "apply"):
-                    return f"its {role!r} chain applies the update in the owner transform {t.name!r}"
-                continue
-            if not isinstance(t, ELEMENTWISE):
-                what = "a second whole-matrix transform" if _is_owner(t) else "not elementwise"
-                return (f"transform {t.name!r} of its {role!r} chain ({chain}) is {what}; only one whole-matrix "
-                        f"transform per chain plus elementwise ones run on sharded parameters")
+        seg = owner_segment(chain)
+        if seg is not None and seg[1] == len(chain.transforms) and hasattr(chain.transforms[-1], "apply"):
+            return (f"its {role!r} chain ({chain}) applies the update in {chain.transforms[-1].name!r}, which "
+                    f"is not elementwise (it needs the whole matrix where the parameter's shards live)")
     return None
 
 
