@@ -171,15 +171,16 @@ def w_parity(rank: int, world: int, tmp: str, names: list, steps: int, wrap_ddp:
     return out
 
 
-def w_dcp_save(rank: int, world: int, tmp: str, names: list, steps: int) -> dict:
+def w_dcp_save(rank: int, world: int, tmp: str, names: list, steps: int, fsdp: bool = False) -> dict:
     import torch.distributed.checkpoint as dcp
 
     from optimlab.distributed import checkpoint as ockpt
 
     for name in names:
-        model = tiny_gpt(0)
-        opt = make_opt(model, name, dist.group.WORLD)
-        train(model, opt, steps)
+        model = fsdp_model(0) if fsdp else tiny_gpt(0)
+        opt = make_opt(model, name, None if fsdp else dist.group.WORLD)
+        # FSDP2: only rank 0's loss counts and it is scaled by world (exact), so the gradient is g
+        train(model, opt, steps, scale=(float(world) if rank == 0 else 0.0) if fsdp else 1.0)
         dcp.save({"model": model.state_dict(), "optim": ockpt.state_dict(opt)}, checkpoint_id=f"{tmp}/ckpt_{name}")
     return {}
 
