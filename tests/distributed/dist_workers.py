@@ -261,7 +261,7 @@ def fsdp_model(seed: int = 0):
     return model
 
 
-def w_fsdp(rank: int, world: int, tmp: str, names: list, steps: int) -> dict:
+def w_fsdp(rank: int, world: int, tmp: str, names: list, steps: int, refusing: tuple = ()) -> dict:
     """FSDP2 runs in which only rank 0's loss counts (the others' is multiplied by 0): the reduce-scatter
     then sums g + 0 + ... exactly, and the gradient is g / world (a power of two: exact)."""
     out = {}
@@ -274,4 +274,25 @@ def w_fsdp(rank: int, world: int, tmp: str, names: list, steps: int) -> dict:
         ex = opt._distributed
         out[name] = {"params": params_of(model), "state": state_of(opt), "calls": ex.matrix_calls, "log": log,
                      "bytes": ex.comm.bytes_received, "mode": ex.mode}
+    refused = {}
+    model = fsdp_model(0)
+    for name in refusing:  # refused at construction, on every rank, with the reason
+        try:
+            make_opt(model, name)
+            refused[name] = None
+        except ValueError as err:
+            refused[name] = str(err)
+    out["refused"] = refused
+    return out
+
+
+def w_registry(rank: int, world: int, tmp: str, names: list, steps: int) -> dict:
+    """Every optimizer in ``names`` for ``steps`` under DDP (process group given): final parameters."""
+    out = {}
+    for name in names:
+        model = tiny_gpt(0)
+        opt = make_opt(model, name, dist.group.WORLD)
+        opt._distributed.comm.timeout = STEP_TIMEOUT
+        train(model, opt, steps)
+        out[name] = params_of(model)
     return out

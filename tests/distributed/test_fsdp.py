@@ -41,8 +41,11 @@ def _check(results: list, world: int, names: list) -> None:
 @pytest.mark.timeout(150)
 def test_fsdp2_two_processes_match_one_process(tmp_path):
     names = ["muon", "normuon", "dion", "turbo_muon", "adamw", "sf_adamw"]
-    results = launch(w_fsdp, 2, tmp_path, names, STEPS)
+    results = launch(w_fsdp, 2, tmp_path, names, STEPS, ("dog", "pion"))
     _check(results, 2, names)
+    for r in results:  # refused at construction on every rank, naming the reason
+        assert "cannot run on FSDP2" in r["refused"]["dog"] and "needs ['global']" in r["refused"]["dog"]
+        assert "cannot run on FSDP2" in r["refused"]["pion"] and "'pion'" in r["refused"]["pion"]
     for name in ["muon", "dion"]:  # each whole matrix computed once, on one rank
         logs = [[m for call in r[name]["log"] for m in call] for r in results]
         assert not set(logs[0]) & set(logs[1]) and logs[0] and logs[1]

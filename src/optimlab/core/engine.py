@@ -271,7 +271,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         found = None if self.nonfinite == "ignore" else finite.flags([p.grad for _, ps in work for p in ps])
         buckets, created = self._prepared(work, ctx)
         if self._distributed is not None:  # agree with the other ranks, then owner-split / sharded chains
-            if not self._distributed.refuse(work, found, lambda: self._undo(buckets, created)):
+            if not self._distributed.refuse(work, found, lambda: self._undo(buckets, created), ctx):
                 self._distributed.run(buckets, fused)
             return loss
         later = []

@@ -23,13 +23,15 @@ from typing import Any
 
 from ..core.recipe import Recipe
 from ..core.transform import Chain, Transform
-from ..transforms import (AdamaxMoments, AdamMoments, CoupledDecay, DecoupledDecay, DionLowRank, EMAMomentum,
+from ..transforms import (AdaGradNormStep, AdamaxMoments, AdamMoments, CoupledDecay, DecoupledDecay, DionLowRank, EMAMomentum,
                           HeavyBall, LionSign, Orthogonalize, ScaleByShape, SchattenMap, Sign)
 from ..transforms.classic import AdaGradScale, RMSPropScale
+from ..transforms.extrapolation import SecantCorrection
+from ..transforms.polyak import EnergyAdaptive
 from ..transforms.schedule_free import ScheduleFree, SecondMomentNormalize
 from .owners import matrix_flops
 
-__all__ = ["OWNER", "ELEMENTWISE", "SHAPE_ONLY", "owner_index", "owner_segment", "segment_cost", "unit_cost", "fsdp_refusal", "check_fsdp"]
+__all__ = ["OWNER", "ELEMENTWISE", "SHAPE_ONLY", "GRAD_READERS", "owner_index", "owner_segment", "segment_cost", "unit_cost", "fsdp_refusal", "check_fsdp"]
 
 
 def _ns_cost(shape: Any, g: dict) -> float:
@@ -59,6 +61,14 @@ ELEMENTWISE: tuple[type, ...] = (AdamMoments, AdamaxMoments, HeavyBall, EMAMomen
                                  SecondMomentNormalize)
 
 
+#: transforms that read the raw gradient (not only the update): under FSDP2 the gradient shards travel to the
+#: owner with the update when one of them is in a chain's whole-matrix segment
+GRAD_READERS: tuple[type, ...] = (AdaGradNormStep, EnergyAdaptive)
+
+#: transforms that read parameter *values* in a whole-matrix segment: refused under FSDP2 (the owner holds the
+#: update and state of a matrix, not the matrix itself)
+PARAM_READERS: tuple[type, ...] = (SecantCorrection,)
+
 #: elementwise transforms that read their parameters' *shape* (not values): on local shards they are given the
 #: global shape (the DTensor parameters) and their per-parameter scale is applied to the shards
 SHAPE_ONLY: tuple[type, ...] = (ScaleByShape,)
@@ -69,7 +79,10 @@ def _is_owner(t: Transform) -> bool:
 
 
 def owner_index(chain: Chain) -> int | None:
-    """Index of the chain's first owner transform (None: the chain runs locally on every rank)."""
+    """Index of the chain's first owner transform (None: the chain runs locally on every rank). A chain
+    class with its own ``step`` (Drop-Muon's :class:`SubsetChain`) runs locally: its step decides what runs."""
+    if type(chain).step is not Chain.step:
+        return None
     return next((i for i, t in enumerate(chain.transforms) if _is_owner(t)), None)
 
 
@@ -102,7 +115,15 @@ def fsdp_refusal(recipe: Recipe, roles: list[str]) -> str | None:
         return f"it needs {bad} (reductions / re-evaluations over whole parameters, not local shards)"
     for role in roles:
         chain = recipe.chain_for(role)
+        if type(chain).step is not Chain.step:
+            return (f"its {role!r} chain ({chain}) has a step of its own ({type(chain).__name__}), which "
+                    f"works on whole parameters")
         seg = owner_segment(chain)
+        reader = next((t for t in chain.transforms[seg[0]:seg[1]] if isinstance(t, PARAM_READERS)), None) \
+            if seg is not None else None
+        if reader is not None:
+            return (f"transform {reader.name!r} of its {role!r} chain ({chain}) reads the parameter's values "
+                    f"together with whole-matrix work")
         if seg is not None and seg[1] == len(chain.transforms) and hasattr(chain.transforms[-1], "apply"):
             return (f"its {role!r} chain ({chain}) applies the update in {chain.transforms[-1].name!r}, which "
                     f"is not elementwise (it needs the whole matrix where the parameter's shards live)")

@@ -75,15 +75,21 @@ class Distributed:
         return self.comm.world
 
     # -- agreement -------------------------------------------------------------------------------
-    def _agree(self, parts: dict[str, list[str]], bad: bool) -> list[int]:
-        """All-gather the hashes and the flag; raise on a mismatch; return the ranks whose flag is set."""
+    def _agree(self, parts: dict[str, list[str]], bad: bool, loss: float = 0.0) -> tuple[list[int], float]:
+        """All-gather the hashes, the flag and the loss; raise on a mismatch; return the ranks whose flag is
+        set and the mean loss over the ranks (summed in rank order: the same float on every rank)."""
         keys = list(parts)
-        mine = torch.tensor([_hash(parts[k]) for k in keys] + [int(bad)], dtype=torch.int64)
+        bits = torch.tensor([loss], dtype=torch.float64).view(torch.int64)
+        mine = torch.cat([torch.tensor([_hash(parts[k]) for k in keys] + [int(bad)], dtype=torch.int64), bits])
         everyone = self.comm.all_gather(mine, "settings check (all-gather)")
         differ = [k for i, k in enumerate(keys) if bool((everyone[:, i] != everyone[0, i]).any())]
         if differ:
             self._mismatch(parts, differ[0], everyone[:, keys.index(differ[0])].tolist())
-        return [r for r in range(self.world) if int(everyone[r, -1])]
+        losses = everyone[:, -1].contiguous().view(torch.float64).tolist()
+        total = 0.0
+        for x in losses:
+            total += x
+        return [r for r in range(self.world) if int(everyone[r, -2])], total / self.world
 
     def _mismatch(self, parts: dict[str, list[str]], key: str, hashes: list[int]) -> None:
         # every rank saw the same hashes, so every rank is here: the object all-gather cannot hang
@@ -102,14 +108,20 @@ class Distributed:
         """The agreement alone (at construction): a mismatch is an error before the first step."""
         self._agree(settings_parts(self.opt, work), False)
 
-    def refuse(self, work: list[tuple[dict, list[Tensor]]], found: dict | None, undo: Callable[[], None]) -> bool:
+    def refuse(self, work: list[tuple[dict, list[Tensor]]], found: dict | None, undo: Callable[[], None],
+               ctx: Any = None) -> bool:
         """The step's agreement: True when the step is skipped on every rank (after ``undo()``); raises on
-        mismatched settings, and under ``nonfinite="error"`` when some rank has a non-finite gradient."""
+        mismatched settings, and under ``nonfinite="error"`` when some rank has a non-finite gradient.
+        A recipe that reads the loss (``needs={"loss"}``) gets the mean of the ranks' losses, as the
+        gradient is the mean of theirs (each rank's closure saw only its own batch)."""
         opt = self.opt
         bad = False
         if found is not None and finite.raised(found):
             bad = finite.first_nonfinite([p.grad for _, ps in work for p in ps]) is not None
-        ranks = self._agree(settings_parts(opt, work), bad)
+        wants_loss = ctx is not None and "loss" in opt.recipe.needs and ctx.loss is not None
+        ranks, mean = self._agree(settings_parts(opt, work), bad, ctx.loss_value if wants_loss else 0.0)
+        if wants_loss:
+            ctx._memo["loss_value"] = mean
         if not ranks:
             return False
         undo()

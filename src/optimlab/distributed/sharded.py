@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from ..core.transform import Bucket
-from .capability import SHAPE_ONLY, owner_segment, segment_cost
+from .capability import GRAD_READERS, SHAPE_ONLY, owner_segment, segment_cost
 from .comm import as_bytes, from_bytes, padded
 from .owners import assign_owners
 from .runtime import Distributed
@@ -81,10 +81,11 @@ def run_local(chain: Any, lb: Bucket, b: Bucket, start: int, stop: int, *, apply
 
 
 class _SegJob:
-    __slots__ = ("chain", "b", "lb", "seg", "owners", "sharded_keys", "plain_keys", "scalar_keys")
+    __slots__ = ("chain", "b", "lb", "seg", "owners", "sharded_keys", "plain_keys", "scalar_keys", "grads")
 
     def __init__(self, chain: Any, b: Bucket, lb: Bucket, seg: tuple[int, int]):
         self.chain, self.b, self.lb, self.seg = chain, b, lb, seg
+        self.grads = any(isinstance(t, GRAD_READERS) for t in chain.transforms[seg[0]:seg[1]])
         prefixes = tuple(f"{t.name}." for t in chain.transforms[seg[0]:seg[1]])
         st = b.states[0]
         keys = sorted(k for k in st if k.startswith(prefixes))
@@ -137,12 +138,14 @@ class ShardedStep(Distributed):
         p, st, n = job.b.params[i], job.b.states[i], self.rows[id(job.b.params[i])][r]
         items = [("u", padded(n * self._row_bytes(p, p.shape)))]
         items += [(k, padded(n * self._row_bytes(_local(st[k]), st[k].shape))) for k in job.sharded_keys]
+        if job.grads:
+            items.append(("g", padded(n * self._row_bytes(_local(job.b.grads[i]), p.shape))))
         return items
 
     def _from_owner(self, job: _SegJob, i: int, r: int) -> list[tuple[str, int]]:
         """Items the owner of parameter ``i`` sends rank ``r`` (not itself)."""
         st = job.b.states[i]
-        items = self._to_owner(job, i, r)
+        items = [x for x in self._to_owner(job, i, r) if x[0] != "g"]
         items += [(k, padded(st[k].numel() * st[k].element_size())) for k in job.plain_keys]
         items.append(("scalars", padded(8 * (1 + len(job.scalar_keys)))))
         return items
@@ -195,7 +198,7 @@ class ShardedStep(Distributed):
             for i, o in enumerate(job.owners):
                 if o != me:
                     for key, n in self._to_owner(job, i, me):
-                        src = _local(ups[i] if key == "u" else job.b.states[i][key])
+                        src = _local(self._item(job, i, key, ups))
                         send_parts[o].append(_pad(as_bytes(src), n))
                         send_sizes[o] += n
                 else:
@@ -216,11 +219,13 @@ class ShardedStep(Distributed):
                 offs, rows = self._offsets(p), self.rows[id(p)]
                 whole = {"u": torch.empty(p.shape, dtype=ups[i].dtype)}
                 whole.update({k: torch.empty(st[k].shape, dtype=st[k].dtype) for k in job.sharded_keys})
+                if job.grads:
+                    whole["g"] = torch.empty(p.shape, dtype=job.b.grads[i].dtype)
                 for r in range(world):
                     for key, n in self._to_owner(job, i, r):
                         dst = whole[key][offs[r]:offs[r] + rows[r]]
                         if r == me:
-                            dst.copy_(_local(ups[i] if key == "u" else st[key]))
+                            dst.copy_(_local(self._item(job, i, key, ups)))
                         else:
                             dst.copy_(from_bytes(recv[starts[r]:starts[r] + dst.numel() * dst.element_size()],
                                                  dst.dtype, dst.shape))
@@ -243,7 +248,8 @@ class ShardedStep(Distributed):
                 states.append(st)
             ups = [full[(j, i)]["u"] for i in mine]
             # params: the DTensors themselves (global shape and dtype; a segment never writes parameters)
-            ob = Bucket([b.params[i] for i in mine], [None] * len(mine), states, [b.steps[i] for i in mine], b.group)
+            grads = [full[(j, i)]["g"] for i in mine] if job.grads else [None] * len(mine)
+            ob = Bucket([b.params[i] for i in mine], grads, states, [b.steps[i] for i in mine], b.group)
             ob.ctx = b.ctx
             ob.set_updates(ups, owned=True)
             for t in job.chain.transforms[job.seg[0]:job.seg[1]]:
@@ -320,6 +326,12 @@ class ShardedStep(Distributed):
                 scales.append(scale)
             job.lb.set_updates(ups, owned=True)
             job.lb.scale = None if all(math.isnan(s) for s in scales) else [1.0 if math.isnan(s) else s for s in scales]
+
+    @staticmethod
+    def _item(job: _SegJob, i: int, key: str, ups: list[Tensor]) -> Tensor:
+        if key == "u":
+            return ups[i]
+        return job.b.grads[i] if key == "g" else job.b.states[i][key]
 
     def _full_state(self, j: int, i: int, key: str) -> Tensor:
         return self._full_cache[(j, i)][key]
