@@ -205,48 +205,52 @@ def w_dcp_load(rank: int, world: int, tmp: str, names: list, steps: int, total: 
     return {name: resume(name, f"{tmp}/ckpt_{name}", steps, total, dist.group.WORLD) for name in names}
 
 
-def w_mismatch(rank: int, world: int, tmp: str, case: str) -> dict:
-    """A mismatch across ranks; returns the error each rank saw (or None)."""
+def w_mismatch(rank: int, world: int, tmp: str, cases: list) -> dict:
+    """Mismatches across ranks, one after the other on the same process group (a mismatch is detected on
+    every rank by the same collective, so the group stays usable); returns each case's error and seconds."""
     import time
 
     import optimlab
 
-    model = tiny_gpt(0)
-    t0 = time.monotonic()
-    try:
-        if case == "construction":  # another momentum on rank 1
-            opt = optimlab.create(model, "muon", momentum=0.9 if rank == 1 else 0.95, process_group=dist.group.WORLD)
-        else:
-            opt = make_opt(model, "muon", dist.group.WORLD)
-            opt._distributed.comm.timeout = STEP_TIMEOUT
-            train(model, opt, 1)
-            if case == "scheduler" and rank == 1:  # an LR change on one rank only
-                opt.param_groups[0]["lr"] *= 0.5
-            if case == "grads" and rank == 0:  # a parameter without gradient on one rank only
-                model.lm_head.weight.requires_grad_(False)
-            if case == "fail_alive":
-                opt._distributed.comm.timeout = 3.0
-            if case in ("fail", "fail_alive") and rank == 1:  # rank 1 fails inside the owner-split step
-                from optimlab.transforms import Orthogonalize
-
-                def boom(self, b):
-                    raise RuntimeError("injected failure on rank 1")
-
-                Orthogonalize.update = boom
-            if case == "nan" and rank == 1:
-                x, y = batch(1)
-                opt.zero_grad()
-                loss_of(model, x, y).backward()
-                model.blocks[0].fc.weight.grad[0, 0] = float("nan")
-                opt.step()
+    out = {}
+    for case in cases:
+        model = tiny_gpt(0)
+        t0 = time.monotonic()
+        try:
+            if case == "construction":  # another momentum on rank 1
+                opt = optimlab.create(model, "muon", momentum=0.9 if rank == 1 else 0.95,
+                                      process_group=dist.group.WORLD)
             else:
-                train(model, opt, 1, start=1)
-        return {"error": None, "seconds": time.monotonic() - t0}
-    except Exception as err:
-        out = {"error": f"{type(err).__name__}: {err}", "seconds": time.monotonic() - t0}
-        if case == "fail_alive" and rank == 1:  # the failed rank stays alive: the others must time out
-            time.sleep(6.0)
-        return out
+                opt = make_opt(model, "muon", dist.group.WORLD)
+                opt._distributed.comm.timeout = STEP_TIMEOUT
+                train(model, opt, 1)
+                if case == "fail_alive":
+                    opt._distributed.comm.timeout = 3.0
+                if case == "scheduler" and rank == 1:  # an LR change on one rank only
+                    opt.param_groups[0]["lr"] *= 0.5
+                if case == "grads" and rank == 0:  # a parameter without gradient on one rank only
+                    model.lm_head.weight.requires_grad_(False)
+                if case in ("fail", "fail_alive") and rank == 1:  # rank 1 fails inside the owner-split step
+                    from optimlab.transforms import Orthogonalize
+
+                    def boom(self, b):
+                        raise RuntimeError("injected failure on rank 1")
+
+                    Orthogonalize.update = boom
+                if case == "nan" and rank == 1:
+                    x, y = batch(1)
+                    opt.zero_grad()
+                    loss_of(model, x, y).backward()
+                    model.blocks[0].fc.weight.grad[0, 0] = float("nan")
+                    opt.step()
+                else:
+                    train(model, opt, 1, start=1)
+            out[case] = {"error": None, "seconds": time.monotonic() - t0}
+        except Exception as err:
+            out[case] = {"error": f"{type(err).__name__}: {err}", "seconds": time.monotonic() - t0}
+            if case == "fail_alive" and rank == 1:  # the failed rank stays alive: the others must time out
+                time.sleep(6.0)
+    return out
 
 
 def fsdp_model(seed: int = 0):

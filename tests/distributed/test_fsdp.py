@@ -54,7 +54,7 @@ def test_fsdp2_two_processes_match_one_process(tmp_path):
 
 @pytest.mark.timeout(150)
 def test_fsdp2_four_processes_match_one_process(tmp_path):
-    _check(launch(w_fsdp, 4, tmp_path, ["muon", "dion"], STEPS), 4, ["muon", "dion"])
+    _check(launch(w_fsdp, 4, tmp_path, ["muon"], STEPS), 4, ["muon"])  # dion on 4: test_checkpoint
 
 
 def test_every_registered_optimizer_runs_under_ddp_or_says_why_not_under_fsdp2():
