@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ..core.transform import Bucket
+from ..transforms import Orthogonalize
 from .capability import owner_index, unit_cost
 from .comm import as_bytes, from_bytes, padded
 from .owners import assign_owners
@@ -58,12 +59,23 @@ def finish(chain: Any, b: Bucket, start: int) -> None:
         b.descend(b.group["lr"])
 
 
+def wire_dtype(t: Any, group: dict, dtype: torch.dtype) -> torch.dtype:
+    """The dtype an owner's update travels in: Newton–Schulz in bf16/fp16 leaves values that dtype holds
+    exactly (the result is only cast up to the parameter's dtype), so they travel at half the bytes, losslessly."""
+    low = (torch.bfloat16, torch.float16)
+    if (type(t) is Orthogonalize and group.get("ortho_backend") in ("newton_schulz", "gram")
+            and group.get("ns_dtype") in low and dtype.itemsize > group["ns_dtype"].itemsize):
+        return group["ns_dtype"]
+    return dtype
+
+
 class _Job:
-    __slots__ = ("chain", "b", "k", "owners", "sub", "mine", "tensor_keys", "scalar_keys")
+    __slots__ = ("chain", "b", "k", "owners", "sub", "mine", "tensor_keys", "scalar_keys", "wire")
 
     def __init__(self, chain: Any, b: Bucket, k: int):
         self.chain, self.b, self.k = chain, b, k
         t = chain.transforms[k]
+        self.wire = wire_dtype(t, b.group, b.params[0].dtype)
         prefix = f"{t.name}."
         st = b.states[0]
         self.tensor_keys = sorted(key for key in st if key.startswith(prefix) and isinstance(st[key], Tensor))
@@ -72,7 +84,7 @@ class _Job:
     def unit_layout(self, i: int) -> list[tuple[str, torch.dtype, tuple, int]]:
         """(what, dtype, shape, padded bytes) of parameter ``i``'s items in a payload."""
         p, st = self.b.params[i], self.b.states[i]
-        items = [("u", p.dtype, tuple(p.shape), padded(p.numel() * p.element_size()))]
+        items = [("u", self.wire, tuple(p.shape), padded(p.numel() * self.wire.itemsize))]
         for key in self.tensor_keys:
             v = st[key]
             items.append((key, v.dtype, tuple(v.shape), padded(v.numel() * v.element_size())))
@@ -159,7 +171,7 @@ class ReplicatedStep(Distributed):
                     v = from_bytes(buf[cursor[o]:cursor[o] + n][:_raw(dtype, shape)], dtype, shape)
                     cursor[o] += n
                     if what == "u":
-                        ups.append(v)
+                        ups.append(v.to(b.params[i].dtype))  # a copy from the wire dtype, or the view
                     elif what == "scalars":
                         vals = v.tolist()
                         scales.append(vals[0])
@@ -180,7 +192,7 @@ class ReplicatedStep(Distributed):
                                f"{p.dtype} / shape {tuple(p.shape)}; distributed steps need the parameter's")
         for what, dtype, shape, n in job.unit_layout(i):
             if what == "u":
-                src = u
+                src = u.to(job.wire)
             elif what == "scalars":
                 scale = s.scale[j] if s.scale is not None else math.nan
                 src = torch.tensor([scale, *(float(st[k]) for k in job.scalar_keys)], dtype=torch.float64)

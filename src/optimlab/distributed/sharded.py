@@ -30,6 +30,7 @@ from ..core.transform import Bucket
 from .capability import GRAD_READERS, SHAPE_ONLY, owner_segment, segment_cost
 from .comm import as_bytes, from_bytes, padded
 from .owners import assign_owners
+from .replicated import wire_dtype
 from .runtime import Distributed
 
 __all__ = ["ShardedStep"]
@@ -81,11 +82,14 @@ def run_local(chain: Any, lb: Bucket, b: Bucket, start: int, stop: int, *, apply
 
 
 class _SegJob:
-    __slots__ = ("chain", "b", "lb", "seg", "owners", "sharded_keys", "plain_keys", "scalar_keys", "grads")
+    __slots__ = ("chain", "b", "lb", "seg", "owners", "sharded_keys", "plain_keys", "scalar_keys", "grads", "wire")
 
     def __init__(self, chain: Any, b: Bucket, lb: Bucket, seg: tuple[int, int]):
         self.chain, self.b, self.lb, self.seg = chain, b, lb, seg
         self.grads = any(isinstance(t, GRAD_READERS) for t in chain.transforms[seg[0]:seg[1]])
+        # a segment that is one bf16 Newton–Schulz returns bf16-exact values: they travel back in bf16
+        self.wire = wire_dtype(chain.transforms[seg[0]], b.group, b.params[0].dtype) \
+            if seg[1] - seg[0] == 1 else b.params[0].dtype
         prefixes = tuple(f"{t.name}." for t in chain.transforms[seg[0]:seg[1]])
         st = b.states[0]
         keys = sorted(k for k in st if k.startswith(prefixes))
@@ -145,7 +149,9 @@ class ShardedStep(Distributed):
     def _from_owner(self, job: _SegJob, i: int, r: int) -> list[tuple[str, int]]:
         """Items the owner of parameter ``i`` sends rank ``r`` (not itself)."""
         st = job.b.states[i]
-        items = [x for x in self._to_owner(job, i, r) if x[0] != "g"]
+        p, n = job.b.params[i], self.rows[id(job.b.params[i])][r]
+        items = [("u", padded(n * math.prod(p.shape[1:]) * job.wire.itemsize))]
+        items += [x for x in self._to_owner(job, i, r) if x[0] not in ("g", "u")]
         items += [(k, padded(st[k].numel() * st[k].element_size())) for k in job.plain_keys]
         items.append(("scalars", padded(8 * (1 + len(job.scalar_keys)))))
         return items
@@ -282,6 +288,7 @@ class ShardedStep(Distributed):
                             if key == "u" or key in job.sharded_keys:
                                 whole = u if key == "u" else self._full_state(j, i, key)
                                 src = whole[offs[r]:offs[r] + rows[r]]
+                                src = src.to(job.wire) if key == "u" else src
                             elif key == "scalars":
                                 src = torch.tensor([scale, *(float(st[k]) for k in job.scalar_keys)],
                                                    dtype=torch.float64)
@@ -313,7 +320,7 @@ class ShardedStep(Distributed):
                         starts[o] += n
                         if key == "u":
                             loc = _local(p)
-                            local_u = from_bytes(buf[:loc.numel() * loc.element_size()], loc.dtype, loc.shape)
+                            local_u = from_bytes(buf[:loc.numel() * job.wire.itemsize], job.wire, loc.shape).to(loc.dtype)
                         elif key == "scalars":
                             vals = from_bytes(buf[:8 * (1 + len(job.scalar_keys))], torch.float64, (-1,)).tolist()
                             scale = vals[0]
