@@ -125,8 +125,11 @@ def ns_cost(shape: tuple[int, int], device: str = "cpu", reps: int = 3) -> float
     return statistics.median(ts[1:])
 
 
-def project(shapes: list[tuple[int, int]], cost: dict, world: int, bandwidth: float, elsize: int = 4) -> dict:
-    """Projected owner-split NS step (compute of the busiest rank + all-gather time) vs redundant."""
+def project(shapes: list[tuple[int, int]], cost: dict, world: int, bandwidth: float, elsize: int = 4,
+            wire: int = 2) -> dict:
+    """Projected owner-split NS step (compute of the busiest rank + communication) vs redundant. Bytes as
+    optimlab sends them: bf16 NS results travel in bf16 (``wire`` bytes), FSDP2's outbound momentum shards in
+    the parameter dtype (``elsize``); a rank's time is what it receives / ``bandwidth``."""
     from optimlab.distributed import assign_owners, matrix_flops
 
     owners = assign_owners([matrix_flops(s) for s in shapes], world)
@@ -134,14 +137,15 @@ def project(shapes: list[tuple[int, int]], cost: dict, world: int, bandwidth: fl
     own_bytes = [0] * world
     for s, o in zip(shapes, owners):
         load[o] += cost[s]
-        own_bytes[o] += s[0] * s[1] * elsize
+        own_bytes[o] += s[0] * s[1] * wire
     total = sum(own_bytes)
     recv = max(total - b for b in own_bytes)  # DDP: every rank receives what it does not own
-    fsdp = max(sum(s[0] * s[1] * elsize * ((world - 1) / world if o == r else 1 / world)
-                   for s, o in zip(shapes, owners)) for r in range(world))  # one round trip, received
+    # FSDP2, received by rank r: the other ranks' shards of its matrices (elsize), and its rows of the others'
+    fsdp = max(sum(s[0] * s[1] * (elsize * (world - 1) / world if o == r else wire / world)
+                   for s, o in zip(shapes, owners)) for r in range(world))
     return {"world": world, "redundant_s": sum(cost[s] for s in shapes), "owner_compute_s": max(load),
             "ddp_comm_s": recv / bandwidth, "ddp_step_s": max(load) + recv / bandwidth,
-            "fsdp2_comm_s": 2 * fsdp / bandwidth, "fsdp2_step_s": max(load) + 2 * fsdp / bandwidth}
+            "fsdp2_comm_s": fsdp / bandwidth, "fsdp2_step_s": max(load) + fsdp / bandwidth}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -150,13 +154,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--d", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--modes", nargs="+", default=["redundant", "owner", "fsdp2"])
+    ap.add_argument("--modes", nargs="*", default=["redundant", "owner", "fsdp2"], help="none: projections only")
     ap.add_argument("--gpu", action="store_true", help="also measure per-matrix NS cost on CUDA for the projection")
     ap.add_argument("--gpu-cost-json", default=os.path.join(os.path.dirname(__file__), "data", "h200_ns_cost.json"),
                     help="per-matrix NS costs measured on a GPU earlier (used when --gpu finds no CUDA)")
     ap.add_argument("--project-d", type=int, default=2048)
     ap.add_argument("--project-layers", type=int, default=24)
     ap.add_argument("--bandwidth-gbs", type=float, default=400.0, help="stated GPU interconnect GB/s per rank")
+    ap.add_argument("--gloo-gbs", type=float, default=None, help="gloo bandwidth for the CPU projection "
+                    "(default: measured by the owner runs)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     from optimlab.distributed import assign_owners, matrix_flops
@@ -193,7 +199,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{mode:<10}{world:>3}{step:>10.3f}{speed:>10}{recv / 2**20:>10.2f}{ratio:>10}"
                   f"{share:>14.3f}{1 / world + 0.1:>9.3f}")
     cpu_cost = {s: ns_cost(s) for s in set(shapes)}
-    gbs = next((r["gloo_gbs"] for r in report["measured"] if r.get("gloo_gbs")), 1.0)
+    gbs = a.gloo_gbs or next((r["gloo_gbs"] for r in report["measured"] if r.get("gloo_gbs")), 1.0)
+    report["cpu_cost_s"] = {f"{s[0]}x{s[1]}": c for s, c in cpu_cost.items()}
     report["projection"]["cpu"] = [project(shapes, cpu_cost, n, gbs * 1e9) for n in a.nprocs]
     print(f"\nprojection from per-matrix costs measured here (CPU, 1 thread) and gloo at {gbs:.2f} GB/s:")
     for p in report["projection"]["cpu"]:

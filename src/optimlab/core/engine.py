@@ -277,8 +277,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         later = []
         for chain, b in buckets:
             # a fused kernel takes the flag as found_inf and skips itself: it may run before the flag is read
-            # (not when distributed: every rank must first agree on the flag)
-            if found is not None and fused and chain.fused and self._distributed is None:
+            if found is not None and fused and chain.fused:
                 b.found_inf = found[b.params[0].device]
                 if chain.step_fused(b):
                     continue
@@ -332,7 +331,8 @@ def _fresh_state(chain: Any, p: Tensor, group: dict[str, Any]) -> dict[str, Any]
 
 
 def _any_dtensor(groups: list[dict]) -> bool:
-    return any(type(p).__name__ == "DTensor" for g in groups for p in g["params"])
+    """Whether a parameter is a DTensor (FSDP2), without importing torch.distributed here."""
+    return any(any(c.__name__ == "DTensor" for c in type(p).__mro__) for g in groups for p in g["params"])
 
 
 def _main_defaults(recipe: Recipe) -> dict[str, Any]:
