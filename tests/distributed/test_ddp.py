@@ -136,3 +136,21 @@ def test_real_ddp_wrapper_keeps_replicas_identical_and_near_one_process(tmp_path
         assert all(torch.equal(a[k], b[k]) for k in a), f"{name}: replicas differ"
         rel = max(((a[k] - ref[k]).norm() / ref[k].norm()).item() for k in ref)
         assert rel < tol, f"{name}: {rel:.2e} from one process"
+
+
+def test_segments_and_wire_dtypes():
+    from optimlab.core.registry import get_recipe
+    from optimlab.distributed.capability import owner_index, owner_segment
+    from optimlab.distributed.replicated import wire_dtype
+
+    muon, normuon, adamw = (get_recipe(n).chain_for("matrix") for n in ("muon", "normuon", "adamw"))
+    assert owner_index(muon) == 1 and owner_segment(muon) == (1, 2)  # momentum | orthogonalize | scale, decay
+    assert owner_segment(normuon) == (1, 3)  # orthogonalize + the row normalisation on the owner
+    assert owner_index(adamw) is None and owner_segment(adamw) is None
+    assert owner_index(get_recipe("drop_muon").chain_for("matrix")) is None  # its own step: local
+    t = muon.transforms[1]
+    g = {"ortho_backend": "newton_schulz", "ns_dtype": torch.bfloat16}
+    assert wire_dtype(t, g, torch.float32) == torch.bfloat16
+    assert wire_dtype(t, {**g, "ortho_backend": "svd"}, torch.float32) == torch.float32  # exact: full dtype
+    assert wire_dtype(t, {**g, "ns_dtype": torch.float32}, torch.float32) == torch.float32
+    assert wire_dtype(t, g, torch.bfloat16) == torch.bfloat16
