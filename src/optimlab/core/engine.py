@@ -25,6 +25,11 @@ step works at the defaults; the host read of the flag is still one graph break t
 ``fused=True`` (default) lets a fused kernel serve a whole chain where one exists (torch's fused Adam/AdamW
 kernel for the adam chains); ``fused=False`` runs every transform one by one (the same formula).
 
+Distributed training (``optimlab.distributed``, docs/distributed.md): ``process_group=`` (opt-in) makes a
+replicated (DDP) optimizer split its whole-matrix work over the group's ranks; DTensor (FSDP2) parameters
+are detected by themselves. The engine only hands the prepared buckets to that executor (``_distributed``):
+it agrees with the other ranks (settings, non-finite flags) and runs the chains; the step loop stays here.
+
 ``p.grad`` is never modified; parameters whose ``grad`` is ``None`` are skipped (their state and step
 count do not advance).
 
@@ -74,7 +79,8 @@ class ChainOptimizer(torch.optim.Optimizer):
     keys torch's schedulers add.
     """
 
-    def __init__(self, params: Iterable, recipe: Recipe, *, nonfinite: str = "error", fused: bool = True):
+    def __init__(self, params: Iterable, recipe: Recipe, *, nonfinite: str = "error", fused: bool = True,
+                 process_group: Any = None):
         if nonfinite not in NONFINITE:
             raise ValueError(f"{recipe.name}: nonfinite must be one of {NONFINITE}, got {nonfinite!r}")
         if not isinstance(fused, bool):
@@ -87,6 +93,11 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.training = True
         groups = groups_from_params(check_params(params, recipe.name))
         super().__init__(groups, defaults=_main_defaults(recipe))
+        self._distributed: Any = None  # optimlab.distributed's executor (None: one process)
+        if process_group is not None or _any_dtensor(self.param_groups):
+            from ..distributed import attach  # lazy: distributed sits above core
+
+            self._distributed = attach(self, process_group)
 
     @property
     def name(self) -> str:
@@ -268,6 +279,10 @@ class ChainOptimizer(torch.optim.Optimizer):
         except SkipStep:  # a non-finite re-evaluation under nonfinite='skip' (the pre-pass took the step back)
             self.skipped_steps += 1
             return loss
+        if self._distributed is not None:  # agree with the other ranks, then owner-split / sharded chains
+            if not self._distributed.refuse(work, found, lambda: self._undo(buckets, created), ctx):
+                self._distributed.run(buckets, fused)
+            return loss
         later = []
         for chain, b in buckets:
             # a fused kernel takes the flag as found_inf and skips itself: it may run before the flag is read
@@ -328,6 +343,11 @@ def _fresh_state(chain: Any, p: Tensor, group: dict[str, Any]) -> dict[str, Any]
             state[f"{t.name}.{k}"] = v
     return state
 
+
+
+def _any_dtensor(groups: list[dict]) -> bool:
+    """Whether a parameter is a DTensor (FSDP2), without importing torch.distributed here."""
+    return any(any(c.__name__ == "DTensor" for c in type(p).__mro__) for g in groups for p in g["params"])
 
 
 def _main_defaults(recipe: Recipe) -> dict[str, Any]:

@@ -112,7 +112,7 @@ def describe(name: str) -> Description:
 def create(model_or_params: nn.Module | Iterable, name: str | Recipe, *, head: str | Sequence[str] | None = "auto",
            embedding: str | Sequence[str] = (), roles: Mapping[str, str] | None = None,
            per_role: Mapping[str, Mapping[str, Any]] | None = None, nonfinite: str = "error",
-           fused: bool = True, verbose: bool = False, **hparams: Any) -> ChainOptimizer:
+           fused: bool = True, verbose: bool = False, process_group: Any = None, **hparams: Any) -> ChainOptimizer:
     """Create optimizer ``name`` (a registered name, or a :class:`Recipe`) for a model (parameters routed by
     role) or for params / param groups.
 
@@ -125,7 +125,8 @@ def create(model_or_params: nn.Module | Iterable, name: str | Recipe, *, head: s
     with a :class:`RoleWarning` when one looks like an embedding or head and the recipe's ``matrix`` update
     differs from theirs. Fused q/k/v weights (``nn.MultiheadAttention.in_proj_weight``) get their own group
     with ``ortho_blocks=3`` under orthogonalizing recipes; ``ortho_blocks=1`` opts out. ``verbose`` prints
-    the role table. ``nonfinite`` and ``fused``: see :class:`ChainOptimizer`.
+    the role table. ``nonfinite``, ``fused`` and ``process_group`` (distributed training, opt-in; see
+    docs/distributed.md): see :class:`ChainOptimizer`.
     """
     if isinstance(name, Recipe):  # an unregistered recipe (e.g. optimlab.optimizers.ghosts.safe_radius("adam"))
         recipe, name = name, name.name
@@ -181,7 +182,7 @@ def create(model_or_params: nn.Module | Iterable, name: str | Recipe, *, head: s
         g.update(recipe.group_hparams(g["role"], main, per_role.get(g["role"], {})))
         g.update(given)  # a user's own param-group values win
     check_row_blocks(groups, name)
-    return ChainOptimizer(groups, recipe, nonfinite=nonfinite, fused=fused)
+    return ChainOptimizer(groups, recipe, nonfinite=nonfinite, fused=fused, process_group=process_group)
 
 
 def _block_roles(recipe: Recipe, hparams: Mapping[str, Any],

@@ -1,0 +1,360 @@
+"""FSDP2 / DTensor parameters: elementwise work on local shards, whole-matrix work on owners via all-to-all.
+
+FSDP2 (``fully_shard``) gives every parameter as a DTensor sharded by rows (``Shard(0)``) over a 1-D mesh.
+Per chain (:func:`.capability.owner_segment`):
+
+* a chain of elementwise transforms runs on the local shards (plain tensors, torch.optim's fused kernels), no
+  communication;
+* a chain with a *segment* of transforms that need the whole matrix (orthogonalization, NorMuon's row
+  normalisation, Dion's power iteration...) runs its elementwise prefix on the shards; then each parameter's
+  update shards (and the shards of the segment's sharded state, e.g. Dion's buffer) go to one **owner** rank
+  (FLOP-balanced, :mod:`.owners`) in one ``all_to_all_single``; the owner assembles the whole matrices, runs
+  the segment once, batched per same-shape bucket, and sends each rank its rows back in a second
+  ``all_to_all_single`` (with the segment's replicated state — NorMuon's ``v``, Dion's ``Q`` — and its
+  per-parameter scale); the suffix and the apply step run on the shards again.
+
+The shard layout (rows per rank of every parameter) is exchanged once, at construction ("metadata first").
+Supported: 1-D meshes with ``Shard(0)`` placements (FSDP2's default). Other layouts (HSDP 2-D meshes,
+tensor-parallel column shards) are refused at construction with the reason; see docs/distributed.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..core.transform import Bucket
+from .capability import GRAD_READERS, SHAPE_ONLY, owner_segment, segment_cost
+from .comm import as_bytes, from_bytes, padded
+from .owners import assign_owners
+from .replicated import wire_dtype
+from .runtime import Distributed
+
+__all__ = ["ShardedStep"]
+
+
+def _local(t: Any) -> Tensor:
+    return t.to_local() if hasattr(t, "to_local") else t
+
+
+def local_bucket(b: Bucket) -> Bucket:
+    """``b`` on the local shards: local parameter views (in-place writes reach the DTensors), local gradients,
+    and per-parameter proxy state dicts of local tensors (:func:`write_back` returns what changed)."""
+    states = [{k: _local(v) for k, v in st.items()} for st in b.states]
+    lb = Bucket([_local(p) for p in b.params], [_local(g) for g in b.grads], states, b.steps, b.group)
+    lb.ctx = b.ctx
+    return lb
+
+
+def write_back(lb: Bucket, b: Bucket) -> None:
+    """Scalar state and replaced state tensors of the proxies back into the optimizer's state."""
+    for proxy, st in zip(lb.states, b.states):
+        for k, v in proxy.items():
+            old = st[k]
+            if not isinstance(v, Tensor):
+                st[k] = v
+            elif v is not _local(old):
+                _local(old).copy_(v)
+
+
+def run_local(chain: Any, lb: Bucket, b: Bucket, start: int, stop: int, *, apply: bool = False,
+              fused: bool = False) -> None:
+    """Transforms ``[start:stop]`` on the local shards (and the apply step when ``apply``); shape-reading
+    transforms see the global shapes (:data:`.capability.SHAPE_ONLY`)."""
+    if apply and fused and start == 0 and stop == len(chain.transforms) and chain.step_fused(lb):
+        return
+    for t in chain.transforms[start:stop]:
+        if isinstance(t, SHAPE_ONLY):
+            shim = Bucket(b.params, b.grads, b.states, b.steps, b.group)
+            t.update(shim)
+            if shim.scale is not None:
+                lb.scale_by(shim.scale)
+        else:
+            t.update(lb)
+    if apply:
+        if chain._apply is not None:
+            chain._apply(lb)
+        else:
+            lb.descend(lb.group["lr"])
+
+
+class _SegJob:
+    __slots__ = ("chain", "b", "lb", "seg", "owners", "sharded_keys", "plain_keys", "scalar_keys", "grads", "wire")
+
+    def __init__(self, chain: Any, b: Bucket, lb: Bucket, seg: tuple[int, int]):
+        self.chain, self.b, self.lb, self.seg = chain, b, lb, seg
+        self.grads = any(isinstance(t, GRAD_READERS) for t in chain.transforms[seg[0]:seg[1]])
+        # a segment that is one bf16 Newton–Schulz returns bf16-exact values: they travel back in bf16
+        self.wire = wire_dtype(chain.transforms[seg[0]], b.group, b.params[0].dtype) \
+            if seg[1] - seg[0] == 1 else b.params[0].dtype
+        prefixes = tuple(f"{t.name}." for t in chain.transforms[seg[0]:seg[1]])
+        st = b.states[0]
+        keys = sorted(k for k in st if k.startswith(prefixes))
+        self.sharded_keys = [k for k in keys if hasattr(st[k], "to_local")]
+        self.plain_keys = [k for k in keys if isinstance(st[k], Tensor) and not hasattr(st[k], "to_local")]
+        self.scalar_keys = [k for k in keys if not isinstance(st[k], Tensor)]
+
+
+class ShardedStep(Distributed):
+    """The FSDP2 executor (see the module doc)."""
+
+    mode = "sharded"
+
+    def __init__(self, opt: Any, group: Any = None, **kw: Any):
+        from torch.distributed.tensor import Shard
+
+        params = [p for g in opt.param_groups for p in g["params"]]
+        mesh = params[0].device_mesh
+        for p in params:
+            if p.device_mesh != mesh or mesh.ndim != 1 or tuple(p.placements) != (Shard(0),):
+                raise ValueError(f"{opt.name}: sharded parameters must all be DTensors on one 1-D device mesh with "
+                                 f"placements (Shard(0),) (FSDP2's fully_shard default); got mesh {p.device_mesh} "
+                                 f"with placements {p.placements} for a parameter of shape {tuple(p.shape)} "
+                                 f"(HSDP / tensor-parallel layouts: see docs/distributed.md)")
+        self.mesh = mesh
+        super().__init__(opt, group if group is not None else mesh.get_group(), **kw)
+        # metadata first: the rows every rank holds of every parameter (fixed for the optimizer's life)
+        mine = torch.tensor([_local(p).shape[0] for p in params], dtype=torch.int64)
+        rows = self.comm.all_gather(mine, "shard-layout exchange (all-gather)")
+        self.rows: dict[int, list[int]] = {id(p): rows[:, i].tolist() for i, p in enumerate(params)}
+        for p in params:
+            if sum(self.rows[id(p)]) != p.shape[0]:
+                raise ValueError(f"{opt.name}: the shards of a parameter of shape {tuple(p.shape)} hold "
+                                 f"{self.rows[id(p)]} rows per rank; expected a row partition")
+
+    def _offsets(self, p: Tensor) -> list[int]:
+        out, at = [], 0
+        for n in self.rows[id(p)]:
+            out.append(at)
+            at += n
+        return out
+
+    # -- message layouts (the same computation on every rank) -----------------------------------------
+    @staticmethod
+    def _row_bytes(t: Tensor, shape: Any) -> int:
+        return math.prod(shape[1:]) * t.element_size()
+
+    def _to_owner(self, job: _SegJob, i: int, r: int) -> list[tuple[str, int]]:
+        """Items rank ``r`` sends the owner of parameter ``i``: (key, padded bytes)."""
+        p, st, n = job.b.params[i], job.b.states[i], self.rows[id(job.b.params[i])][r]
+        items = [("u", padded(n * self._row_bytes(p, p.shape)))]
+        items += [(k, padded(n * self._row_bytes(_local(st[k]), st[k].shape))) for k in job.sharded_keys]
+        if job.grads:
+            items.append(("g", padded(n * self._row_bytes(_local(job.b.grads[i]), p.shape))))
+        return items
+
+    def _from_owner(self, job: _SegJob, i: int, r: int) -> list[tuple[str, int]]:
+        """Items the owner of parameter ``i`` sends rank ``r`` (not itself)."""
+        st = job.b.states[i]
+        p, n = job.b.params[i], self.rows[id(job.b.params[i])][r]
+        items = [("u", padded(n * math.prod(p.shape[1:]) * job.wire.itemsize))]
+        items += [x for x in self._to_owner(job, i, r) if x[0] not in ("g", "u")]
+        items += [(k, padded(st[k].numel() * st[k].element_size())) for k in job.plain_keys]
+        items.append(("scalars", padded(8 * (1 + len(job.scalar_keys)))))
+        return items
+
+    # -- the step --------------------------------------------------------------------------------------
+    def run(self, jobs: list[tuple[Any, Bucket]], fused: bool) -> None:
+        segs: list[_SegJob] = []
+        costs: list[float] = []
+        for chain, b in jobs:
+            seg = owner_segment(chain)
+            lb = local_bucket(b)
+            if seg is None:  # elementwise: the local shards, no communication
+                run_local(chain, lb, b, 0, len(chain.transforms), apply=True, fused=fused)
+                write_back(lb, b)
+                continue
+            job = _SegJob(chain, b, lb, seg)
+            for k in job.sharded_keys:
+                s = b.states[0][k]
+                if tuple(s.shape) != tuple(b.params[0].shape) or s.placements != b.params[0].placements:
+                    raise RuntimeError(f"{self.opt.name}: state {k!r} is a DTensor of shape {tuple(s.shape)} / "
+                                       f"{s.placements}; only state sharded like its parameter can be repartitioned")
+            run_local(chain, lb, b, 0, seg[0])
+            segs.append(job)
+            costs.extend(segment_cost(chain, seg, p.shape, b.group) for p in b.params)
+        if not segs:
+            return
+        owners = assign_owners(costs, self.world)
+        at = 0
+        for job in segs:
+            job.owners = owners[at:at + len(job.b.params)]
+            at += len(job.b.params)
+        full = self._gather_to_owners(segs)
+        results = self._compute(segs, full)
+        self._full_cache = full  # the owner's whole sharded state, sliced back to every rank
+        try:
+            self._scatter_back(segs, results)
+        finally:
+            self._full_cache = None
+        for job in segs:
+            run_local(job.chain, job.lb, job.b, job.seg[1], len(job.chain.transforms), apply=True)
+            write_back(job.lb, job.b)
+
+    def _gather_to_owners(self, segs: list[_SegJob]) -> dict[tuple[int, int], dict[str, Tensor]]:
+        """First all-to-all: every rank's shards of each parameter to its owner; the owner's whole tensors."""
+        me, world = self.rank, self.world
+        send_parts: list[list[Tensor]] = [[] for _ in range(world)]
+        send_sizes, recv_sizes = [0] * world, [0] * world
+        for job in segs:
+            ups = job.lb.updates
+            for i, o in enumerate(job.owners):
+                if o != me:
+                    for key, n in self._to_owner(job, i, me):
+                        src = _local(self._item(job, i, key, ups))
+                        send_parts[o].append(_pad(as_bytes(src), n))
+                        send_sizes[o] += n
+                else:
+                    for r in range(world):
+                        if r != me:
+                            recv_sizes[r] += sum(n for _, n in self._to_owner(job, i, r))
+        send = torch.cat([x for parts in send_parts for x in parts]) if any(send_sizes) else \
+            torch.empty(0, dtype=torch.uint8)
+        recv = self.comm.all_to_all(send, send_sizes, recv_sizes, "all-to-all of shards to owners")
+        starts = _starts(recv_sizes)
+        full: dict[tuple[int, int], dict[str, Tensor]] = {}
+        for j, job in enumerate(segs):
+            ups = job.lb.updates
+            for i, o in enumerate(job.owners):
+                if o != me:
+                    continue
+                p, st = job.b.params[i], job.b.states[i]
+                offs, rows = self._offsets(p), self.rows[id(p)]
+                whole = {"u": torch.empty(p.shape, dtype=ups[i].dtype)}
+                whole.update({k: torch.empty(st[k].shape, dtype=st[k].dtype) for k in job.sharded_keys})
+                if job.grads:
+                    whole["g"] = torch.empty(p.shape, dtype=job.b.grads[i].dtype)
+                for r in range(world):
+                    for key, n in self._to_owner(job, i, r):
+                        dst = whole[key][offs[r]:offs[r] + rows[r]]
+                        if r == me:
+                            dst.copy_(_local(self._item(job, i, key, ups)))
+                        else:
+                            dst.copy_(from_bytes(recv[starts[r]:starts[r] + dst.numel() * dst.element_size()],
+                                                 dst.dtype, dst.shape))
+                            starts[r] += n
+                full[(j, i)] = whole
+        return full
+
+    def _compute(self, segs: list[_SegJob], full: dict) -> dict[tuple[int, int], tuple[Tensor, float]]:
+        """The segment on each job's owned whole matrices, one batched bucket per job."""
+        out = {}
+        for j, job in enumerate(segs):
+            mine = [i for i, o in enumerate(job.owners) if o == self.rank]
+            if not mine:
+                continue
+            b = job.b
+            states = []
+            for i in mine:
+                st = {"step": b.states[i]["step"], **{k: full[(j, i)][k] for k in job.sharded_keys}}
+                st.update({k: job.lb.states[i][k] for k in job.plain_keys + job.scalar_keys})
+                states.append(st)
+            ups = [full[(j, i)]["u"] for i in mine]
+            # params: the DTensors themselves (global shape and dtype; a segment never writes parameters)
+            grads = [full[(j, i)]["g"] for i in mine] if job.grads else [None] * len(mine)
+            ob = Bucket([b.params[i] for i in mine], grads, states, [b.steps[i] for i in mine], b.group)
+            ob.ctx = b.ctx
+            ob.set_updates(ups, owned=True)
+            for t in job.chain.transforms[job.seg[0]:job.seg[1]]:
+                t.update(ob)
+            res = ob._u if ob._num is None else torch._foreach_div(ob._num, ob._den)
+            for n, i in enumerate(mine):
+                for k in job.scalar_keys + job.plain_keys:  # the owner's values are the new replicated ones
+                    job.lb.states[i][k] = states[n][k]
+                for k in job.sharded_keys:
+                    full[(j, i)][k] = states[n][k]
+                out[(j, i)] = (res[n], ob.scale[n] if ob.scale is not None else math.nan)
+            self.matrix_calls += len(mine)
+        return out
+
+    def _scatter_back(self, segs: list[_SegJob], results: dict) -> None:
+        """Second all-to-all: each owner sends every rank its rows of the results (and replicated state)."""
+        me, world = self.rank, self.world
+        send_parts: list[list[Tensor]] = [[] for _ in range(world)]
+        send_sizes, recv_sizes = [0] * world, [0] * world
+        for j, job in enumerate(segs):
+            for i, o in enumerate(job.owners):
+                if o == me:
+                    p, st = job.b.params[i], job.lb.states[i]
+                    offs, rows = self._offsets(p), self.rows[id(p)]
+                    u, scale = results[(j, i)]
+                    for r in range(world):
+                        if r == me:
+                            continue
+                        for key, n in self._from_owner(job, i, r):
+                            if key == "u" or key in job.sharded_keys:
+                                whole = u if key == "u" else self._full_state(j, i, key)
+                                src = whole[offs[r]:offs[r] + rows[r]]
+                                src = src.to(job.wire) if key == "u" else src
+                            elif key == "scalars":
+                                src = torch.tensor([scale, *(float(st[k]) for k in job.scalar_keys)],
+                                                   dtype=torch.float64)
+                            else:
+                                src = st[key]
+                            send_parts[r].append(_pad(as_bytes(src), n))
+                            send_sizes[r] += n
+                else:
+                    recv_sizes[o] += sum(n for _, n in self._from_owner(job, i, me))
+        send = torch.cat([x for parts in send_parts for x in parts]) if any(send_sizes) else \
+            torch.empty(0, dtype=torch.uint8)
+        recv = self.comm.all_to_all(send, send_sizes, recv_sizes, "all-to-all of results from owners")
+        starts = _starts(recv_sizes)
+        for j, job in enumerate(segs):
+            b = job.b
+            ups, scales = [], []
+            for i, o in enumerate(job.owners):
+                p, st = b.params[i], job.lb.states[i]
+                if o == me:
+                    offs, rows = self._offsets(p), self.rows[id(p)]
+                    u, scale = results[(j, i)]
+                    local_u = u[offs[me]:offs[me] + rows[me]]
+                    for k in job.sharded_keys:
+                        _local(st[k]).copy_(self._full_state(j, i, k)[offs[me]:offs[me] + rows[me]])
+                else:
+                    local_u, scale = None, math.nan
+                    for key, n in self._from_owner(job, i, me):
+                        buf = recv[starts[o]:starts[o] + n]
+                        starts[o] += n
+                        if key == "u":
+                            loc = _local(p)
+                            local_u = from_bytes(buf[:loc.numel() * job.wire.itemsize], job.wire, loc.shape).to(loc.dtype)
+                        elif key == "scalars":
+                            vals = from_bytes(buf[:8 * (1 + len(job.scalar_keys))], torch.float64, (-1,)).tolist()
+                            scale = vals[0]
+                            for k, x in zip(job.scalar_keys, vals[1:]):
+                                st[k] = x
+                        else:
+                            dst = _local(st[key])
+                            dst.copy_(from_bytes(buf[:dst.numel() * dst.element_size()], dst.dtype, dst.shape))
+                ups.append(local_u)
+                scales.append(scale)
+            job.lb.set_updates(ups, owned=True)
+            job.lb.scale = None if all(math.isnan(s) for s in scales) else [1.0 if math.isnan(s) else s for s in scales]
+
+    @staticmethod
+    def _item(job: _SegJob, i: int, key: str, ups: list[Tensor]) -> Tensor:
+        if key == "u":
+            return ups[i]
+        return job.b.grads[i] if key == "g" else job.b.states[i][key]
+
+    def _full_state(self, j: int, i: int, key: str) -> Tensor:
+        return self._full_cache[(j, i)][key]
+
+
+def _pad(raw: Tensor, n: int) -> Tensor:
+    if raw.numel() == n:
+        return raw
+    out = torch.zeros(n, dtype=torch.uint8)
+    out[:raw.numel()] = raw
+    return out
+
+
+def _starts(sizes: list[int]) -> list[int]:
+    out, at = [], 0
+    for n in sizes:
+        out.append(at)
+        at += n
+    return out
