@@ -63,13 +63,14 @@ def _check(A: object, p: object, eps: object, where: str) -> Tensor:
     return A
 
 
-def _scaled(A: Tensor, eps: float, dtype: torch.dtype | None) -> tuple[Tensor, Tensor, Tensor]:
-    """(A·f in the work dtype, symmetrised; ε·f floored at tiny; f) with f = 2^-k per matrix."""
+def _scaled(A: Tensor, eps: float, dtype: torch.dtype | None, sym: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    """(A·f in the work dtype, symmetrised if ``sym``; ε·f floored at tiny; f) with f = 2^-k per matrix."""
     wd = dtype or root_dtype(A.dtype)
     A = A.to(wd)
     f = pow2_scale(A, eps=eps)
     As = A * f
-    As = 0.5 * (As + As.mT)  # exact symmetry: the statistics are symmetric up to rounding
+    if sym:  # exact symmetry for the Newton iteration (statistics are symmetric up to rounding)
+        As = 0.5 * (As + As.mT)
     return As, scaled_eps(eps, f, wd, floor=True), f
 
 
@@ -135,7 +136,9 @@ def inv_root(A: Tensor, p: float, eps: float = 0.0, method: str = "eigh", dtype:
 
 def eigenbasis(A: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     """Orthonormal eigenvectors of symmetric ``A`` as columns, eigenvalues descending (batched)."""
-    As, _, _ = _scaled(A, 0.0, dtype)
+    # not symmetrised: eigh reads the lower triangle, and the basis of a repeated (e.g. zero) eigenvalue
+    # is arbitrary, so the bases of A itself are what a literal implementation computes
+    As, _, _ = _scaled(A, 0.0, dtype, sym=False)
     _, V = torch.linalg.eigh(As)
     return V.flip(-1)
 
@@ -147,7 +150,7 @@ def refresh_eigenbasis(A: Tensor, Q: Tensor, dtype: torch.dtype | None = None) -
     A column of ``Q'`` continues column ``order[j]`` of ``Q``: quantities indexed by the old basis (SOAP's
     second moment) are permuted with ``order``.
     """
-    As, _, _ = _scaled(A, 0.0, dtype)
+    As, _, _ = _scaled(A, 0.0, dtype, sym=False)
     Qw = Q.to(As.dtype)
     P = As @ Qw
     est = (Qw * P).sum(dim=-2)
