@@ -111,3 +111,51 @@ def dasgo() -> Recipe:
     Defaults as :func:`asgo`. State: 4 bytes per parameter plus 8·s per matrix (fp32).
     """
     return _asgo("dasgo", True, "DASGO: diagonal ASGO (row/column AdaGrad-type scaling) for hidden matrices")
+
+
+PSGD_PAPER = ("Li, Curvature-Informed SGD via General Purpose Lie-Group Preconditioners (arXiv:2402.04553); "
+              "Li, Preconditioned Stochastic Gradient Descent (arXiv:1512.04202)")
+_PSGD_DOC_DEFAULTS = {"lr": 1e-3, "weight_decay": 0.01}
+
+
+@register("psgd_kron")
+def psgd_kron() -> Recipe:
+    """PSGD Kron (whitening): Kronecker-factored ``P = Q_LᵀQ_L ⊗ Q_RᵀQ_R`` fitted on the triangular Lie group.
+
+    Update (matrix role)::
+
+        m ← β m + (1−β) g;  with probability p_t: v ~ N(0, I), A = Q_L m̂ Q_Rᵀ, B = Q_L^{-T} v Q_R^{-1},
+        Q_L ← Q_L − μ triu(AAᵀ − BBᵀ) Q_L / ‖AAᵀ + BBᵀ‖₂⁻   (Q_R likewise with AᵀA, BᵀB)
+        u = Q_LᵀQ_L m̂ Q_RᵀQ_R · min(1, c/RMS);   p ← (1 − lr λ) p − lr u
+
+    Matrix defaults: lr 1e-3 (RMS-clipped update: parameter units per step), momentum 0.9, precond_lr 0.1,
+    precond_init_scale 1, max_size_triangular 8192, update probability 1 for 500 steps then
+    ``exp(−0.001 (t − 500))`` floored at 0.03, clip_rms 1.1, weight_decay 0.01, seed 0 (the fit's coin and
+    probe vectors are counter-based draws of (seed, step, position)). Other roles: AdamW (lr 1e-3).
+    State: 4 bytes per parameter plus 4·(m² + n²) per matrix (fp32).
+    The HVP variant (``P → |H|⁻¹``) is :func:`psgd_kron_hvp`.
+    """
+    from ..transforms.psgd import PSGDKron
+
+    return adamw().replace(
+        "psgd_kron", chains={"matrix": chain(PSGDKron(), DecoupledDecay())},
+        defaults={"matrix": dict(_PSGD_DOC_DEFAULTS), "*": dict(_PSGD_DOC_DEFAULTS)}, main=("*",),
+        summary="PSGD Kron (whitening): Lie-group Kronecker preconditioner for hidden matrices, AdamW elsewhere",
+        paper=PSGD_PAPER)
+
+
+def psgd_kron_hvp() -> Recipe:
+    """PSGD Kron fitted on Hessian-vector products: pairs ``(v, H v)`` instead of ``(v, m̂)`` (``P → |H|⁻¹``).
+
+    Same rule and defaults as :func:`psgd_kron`; ``needs={"hvp"}``: the closure calls
+    ``loss.backward(create_graph=True)``; one double backward per bucket on the steps that fit ``Q``.
+    Not registered yet (the registry-wide tests step every recipe with plain ``backward()``); use it with
+    ``ChainOptimizer(params, psgd_kron_hvp())``.
+    """
+    from ..transforms.psgd import PSGDKron
+
+    return adamw().replace(
+        "psgd_kron_hvp", chains={"matrix": chain(PSGDKron(hvp=True), DecoupledDecay())},
+        defaults={"matrix": dict(_PSGD_DOC_DEFAULTS), "*": dict(_PSGD_DOC_DEFAULTS)}, main=("*",),
+        summary="PSGD Kron fitted on Hessian-vector products for hidden matrices, AdamW elsewhere",
+        paper=PSGD_PAPER, needs=frozenset({"hvp"}))
