@@ -80,7 +80,9 @@ def _asgo(name: str, diagonal: bool, summary: str) -> Recipe:
     return adamw().replace(
         name,
         chains={"matrix": chain(ASGOPrecondition(diagonal=diagonal), DecoupledDecay())},
-        defaults={"matrix": {"lr": 0.01, "betas": (0.9, 0.99), "weight_decay": 0.01},
+        # ε = 1e-8 (not Shampoo's 1e-12): float32 eigh resolves eigenvalues only to ~1e-7·λ_max, and without
+        # grafting (1e-12)^{-1/2} amplifies that noise; on mnist1d lr 0.01 diverged at 1e-12, trained at 1e-8
+        defaults={"matrix": {"lr": 0.01, "betas": (0.9, 0.99), "weight_decay": 0.01, "matrix_eps": 1e-8},
                   "*": {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.01}},
         main=("matrix",), summary=summary, paper=ASGO_PAPER)
 
@@ -95,7 +97,8 @@ def asgo() -> Recipe:
         every k steps P = (V + εI)^{-1/2};   p ← (1 − lr λ) p − lr P M
 
     Matrix defaults: lr 0.01 (for i.i.d. gradients ‖P M‖₂ ≈ 1: spectral-norm units, like Muon's lr),
-    betas (0.9, 0.99), matrix_eps 1e-12 (gradient² units), precondition_frequency 10, root_method "eigh",
+    betas (0.9, 0.99), matrix_eps 1e-8 (gradient² units; 1e-12 lets float32 eigh noise through: no grafting
+    bounds the step), precondition_frequency 10, root_method "eigh",
     weight_decay 0.01. Other roles: AdamW (lr 1e-3, betas (0.9, 0.999)), set with ``per_role``.
     State: 4 bytes per parameter plus 8·s² per matrix, s = min(rows, cols) (fp32).
     """
