@@ -176,3 +176,16 @@ def test_bad_hyperparameters():
         optimlab.create([w], "asgo", root_method="svd")
     with pytest.raises(ValueError, match="precondition_frequency"):
         optimlab.create([w], "soap", precondition_frequency=0)
+
+
+def test_shampoo_1d_fallback_is_adam():
+    """A vector given the Shampoo chain (matrix role by hand) takes Adam's direction: torch.optim.Adam's step."""
+    b0 = torch.randn(7, dtype=torch.float64)
+    b, ref = nn.Parameter(b0.clone()), nn.Parameter(b0.clone())
+    opt = optimlab.create([{"params": [b], "role": "matrix"}], "shampoo", lr=0.01, weight_decay=0.0)
+    adam = torch.optim.Adam([ref], lr=0.01, foreach=False)
+    for G in grads((7,), 6, seed=9):
+        b.grad, ref.grad = G.clone(), G.clone()
+        opt.step()
+        adam.step()
+    torch.testing.assert_close(b, ref, rtol=1e-12, atol=1e-14)
