@@ -92,7 +92,7 @@ class ASGOPrecondition(Transform):
             U = P.unsqueeze(-1) * Ms if left else Ms * P.unsqueeze(-2)
         else:
             U = P @ Ms if left else Ms @ P
-        U = saturate(U / f, dt)
+        U = saturate(U * (1 / f), dt)  # exact: f is a power of two
         if p0.ndim >= 2:
             set_matrices(b, U, dt)
         else:

@@ -183,7 +183,7 @@ class PSGDKron(Transform):
         QL, QR = torch.stack(QLs).to(wd), torch.stack(QRs).to(wd)
         f = pow2_scale(M)
         U = _apply(QL, _apply(QL, _apply(QR, _apply(QR, M * f, "R"), "R", transpose=True), "L"), "L", transpose=True)
-        U = saturate(U / f, wd)
+        U = saturate(U * (1 / f), wd)  # exact: f is a power of two
         if g["clip_rms"] > 0:
             fu = pow2_scale(U)
             rms = (U * fu).square().mean(dim=(-2, -1), keepdim=True).sqrt() / fu

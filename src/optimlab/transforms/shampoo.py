@@ -161,5 +161,5 @@ class ShampooPrecondition(Transform):
             an = torch.linalg.matrix_norm(A, keepdim=True)
             D = D * (an / dn.clamp_min(torch.finfo(wd).tiny))  # a zero direction stays zero
         else:
-            D = saturate(D / f, p0.dtype)
+            D = saturate(D * (1 / f), p0.dtype)  # exact: f is a power of two
         set_matrices(b, D, p0.dtype)

@@ -38,7 +38,7 @@ def _rotate(X: Tensor, QL: Tensor | None, QR: Tensor | None, back: bool = False)
         Y = (QL if back else QL.mT) @ Y
     if QR is not None:
         Y = Y @ (QR.mT if back else QR)
-    return saturate(Y / f)
+    return saturate(Y * (1 / f))  # exact: f is a power of two
 
 
 class SOAPPrecondition(Transform):
@@ -99,7 +99,8 @@ class SOAPPrecondition(Transform):
         G = stack_matrices(b.updates, dtype=wd) if p0.ndim >= 2 else torch.stack(b.updates).to(wd).unsqueeze(-1)
         first = [i for i, t in enumerate(b.steps) if t == 1]
         rest = [i for i, t in enumerate(b.steps) if t > 1]
-        out = torch.zeros_like(G)
+        everyone = len(rest) == len(b.steps)  # the usual case: no index copies
+        out = None if everyone else torch.zeros_like(G)
         sts = b.states
         key = f"{self.name}."
 
@@ -115,7 +116,7 @@ class SOAPPrecondition(Transform):
                 if on:
                     put(f"Q_{side}", first, eigenbasis(stack(f"GG_{side}", first)))
         if rest:
-            Gr = G[rest]
+            Gr = G if everyone else G[rest]
             QL = stack("Q_L", rest) if left else None
             QR = stack("Q_R", rest) if right else None
             m = [sts[i][key + "exp_avg"] for i in rest]
@@ -132,7 +133,11 @@ class SOAPPrecondition(Transform):
             N = _rotate(M, QL, QR) / (V.sqrt() + g["eps"])
             steps = torch.tensor([b.steps[i] - 1 for i in rest], dtype=torch.float64)
             size = ((1 - beta2**steps).sqrt() / (1 - beta1**steps)).to(wd).view(-1, 1, 1)
-            out[rest] = _rotate(N, QL, QR, back=True) * size
+            step = _rotate(N, QL, QR, back=True) * size
+            if everyone:
+                out = step
+            else:
+                out[rest] = step
             self._statistics(b, rest, Gr, left, right)
             k = g["precondition_frequency"]
             due = [i for i in rest if (b.steps[i] - 1) % k == 0]
