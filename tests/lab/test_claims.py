@@ -16,7 +16,8 @@ from optimlab.lab.claims import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_
 IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-boundary",
                "adam-fails-amsgrad-converges", "muon-associative-memory", "incremental-rank-learning",
                "grokking-modular-arithmetic", "sgd-trace-bound", "natural-gradient-scaling-exponent",
-               "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd"]
+               "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd",
+               "hessian-fitting-lie-linear", "psgd-vs-tuned-adamw", "asgo-vs-tuned-adamw"]
 PENDING: list[str] = []
 # the closure-aware engine's claims: their fast protocols are run in test_claims_wp1.py
 WP1 = ["ghosts-safe-radius", "ghosts-controller-lr-spike", "ghosts-temperature-spread", "l-dog-vs-tuned",

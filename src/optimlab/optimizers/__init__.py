@@ -8,3 +8,4 @@ from . import muon_backends  # noqa: F401
 from . import parameter_free, polyak, energy  # noqa: F401  (closure-aware and step-size rules)
 from . import classic, first_order, orthogonal_momentum  # noqa: F401
 from . import reevaluated  # noqa: F401  (FD-GR, IGT, O2NC, SPIDER-NGD, SMB: a second gradient per step)
+from . import shampoo  # noqa: F401  (Kronecker-factored preconditioners)

@@ -1,0 +1,183 @@
+"""Kronecker-factored preconditioners: step time and state bytes per parameter vs HeavyBall and pytorch_optimizer.
+
+    python benchmarks/preconditioners.py --d 256 512 --threads 1 2 --rounds 3
+
+Per d: the hidden part of a GPT-like set (2 blocks of 4 d×d attention matrices, a 4d×d / d×4d MLP pair,
+13 LayerNorm-size vectors; embeddings and head left out: every method routes them to AdamW or would
+precondition a 16d-long side). Every optimizer steps copies of the same parameters on fixed gradients, in
+alternation (a round = ``k`` = 10 steps of each, so every round holds one root / basis refresh), after one
+warm-up round (initial eigendecompositions, lazy state). Matched settings: preconditioner refresh every 10
+steps; Shampoo blocks of 512; SOAP unblocked (max dim 10000); PSGD Kron fitting every step (probability 1,
+the schedules' first 500 steps), triangular factors up to 8192. HeavyBall runs eager
+(``heavyball.utils.compile_mode = None``: its default compiles every block, minutes of CPU time per shape).
+Reported: median ms per step, ratio to the fastest peer of the same method per round (median [min, max]),
+optimizer-state bytes per parameter. Then the inverse-root kernels: ``(A + εI)^{-1/4}`` of a stack of 4 SPD
+d×d matrices by eigh and by the coupled Newton iteration, against the d×d matmul rate measured in the same run.
+
+The machine this ran on is shared (2 cores, several agents): rounds are few and short; ratios from the
+interleaved rounds are the robust numbers, absolute times are not.
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import optimlab
+from optimlab.linalg.roots import inv_root_eigh, inv_root_newton
+
+
+def gpt_hidden(d: int):
+    g = torch.Generator().manual_seed(0)
+    shapes = ([(d, d)] * 4 + [(4 * d, d), (d, 4 * d)]) * 2 + [(d,)] * 13
+    ps = []
+    for s in shapes:
+        p = torch.nn.Parameter(torch.randn(*s, generator=g) * 0.02)
+        p.grad = torch.randn(*s, generator=g)
+        ps.append(p)
+    return ps
+
+
+def clone(ps):
+    out = []
+    for p in ps:
+        q = torch.nn.Parameter(p.detach().clone())
+        q.grad = p.grad.clone()
+        out.append(q)
+    return out
+
+
+def ours(ps, name, **hp):
+    groups = [{"params": [p for p in ps if p.ndim == 2], "role": "matrix"},
+              {"params": [p for p in ps if p.ndim == 1], "role": "vector"}]
+    return optimlab.create(groups, name, **hp)
+
+
+def state_bytes(opt, ps) -> float:
+    def walk(x):
+        if torch.is_tensor(x):
+            return x.numel() * x.element_size() if x.numel() > 1 else 0
+        if isinstance(x, dict):
+            return sum(walk(v) for v in x.values())
+        if isinstance(x, (list, tuple)):
+            return sum(walk(v) for v in x)
+        if hasattr(x, "__dict__") and not isinstance(x, type):  # peers keep state in helper objects
+            return walk(vars(x))
+        return 0
+    return walk([opt.state[p] for p in ps if p in opt.state]) / sum(p.numel() for p in ps)
+
+
+def builders():
+    import heavyball
+    import pytorch_optimizer as po
+
+    heavyball.utils.compile_mode = None  # eager: see the module docstring
+    k = 10
+    return {
+        "shampoo": {
+            "optimlab": lambda ps: ours(ps, "shampoo", precondition_frequency=k, block_size=512),
+            "pytorch_optimizer": lambda ps: po.ScalableShampoo(ps, lr=1e-3, block_size=512,
+                                                               preconditioning_compute_steps=k,
+                                                               start_preconditioning_step=1, graft_type=3),
+        },
+        "soap": {
+            "optimlab": lambda ps: ours(ps, "soap", precondition_frequency=k),
+            "pytorch_optimizer": lambda ps: po.SOAP(ps, precondition_frequency=k),
+            "heavyball": lambda ps: heavyball.SOAP(ps, precondition_frequency=k, max_precond_dim=10000,
+                                                   merge_dims=False, use_precond_schedule=False),
+        },
+        "psgd_kron": {
+            "optimlab": lambda ps: ours(ps, "psgd_kron"),
+            "pytorch_optimizer": lambda ps: po.Kron(ps, pre_conditioner_update_probability=1.0),
+            "heavyball": lambda ps: heavyball.PSGDKron(ps, preconditioner_update_probability=1.0,
+                                                       max_size_triangular=8192),
+        },
+        "asgo": {"optimlab": lambda ps: ours(ps, "asgo", precondition_frequency=k)},
+        "adamw (reference)": {"optimlab": lambda ps: ours(ps, "adamw")},
+    }
+
+
+def bench_methods(d: int, threads: list[int], rounds: int, only: list[str] | None) -> None:
+    base = gpt_hidden(d)
+    n = sum(p.numel() for p in base) / 1e6
+    for method, impls in builders().items():
+        if only and method not in only:
+            continue
+        runs = {}
+        for who, make in impls.items():
+            ps = clone(base)
+            try:
+                runs[who] = (make(ps), ps, [p.grad for p in ps])  # the gradients, kept: see below
+            except Exception as e:  # a peer that cannot take this set is reported, not fatal
+                print(f"  {method} {who}: not run ({type(e).__name__}: {e})", flush=True)
+        for th in threads:
+            torch.set_num_threads(th)
+            times = {w: [] for w in runs}
+            for r in range(rounds + 1):
+                for w, (opt, ps, grads) in runs.items():
+                    t0 = time.perf_counter()
+                    for _ in range(10):
+                        for p, gr in zip(ps, grads):  # HeavyBall sets .grad to None after a step
+                            p.grad = gr
+                        opt.step()
+                    times[w].append((time.perf_counter() - t0) / 10)
+            t = {w: v[1:] for w, v in times.items()}
+            peers = [w for w in t if w != "optimlab"]
+            line = [f"d={d} ({n:.2f}M) {th} thr {method}:"]
+            for w in t:
+                line.append(f"{w} {1e3 * statistics.median(t[w]):.1f} ms/step, "
+                            f"{state_bytes(runs[w][0], runs[w][1]):.1f} B/param")
+            if peers:
+                best = [min(t[w][i] for w in peers) for i in range(rounds)]
+                ratio = [a / b for a, b in zip(t["optimlab"], best)]
+                line.append(f"ratio to fastest peer {statistics.median(ratio):.2f} [{min(ratio):.2f}, {max(ratio):.2f}]")
+            print("  ".join(line), flush=True)
+        del runs
+
+
+def bench_roots(d: int, threads: list[int], reps: int = 3) -> None:
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(4, d, 2 * d, generator=g)
+    A = X @ X.mT / (2 * d)
+    for th in threads:
+        torch.set_num_threads(th)
+        res = {"matmul": [], "eigh": [], "newton": [], "newton40": []}
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            torch.bmm(A, A)
+            res["matmul"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            inv_root_eigh(A, 4, 1e-6)
+            res["eigh"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            inv_root_newton(A, 4, 1e-6)
+            res["newton"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            inv_root_newton(A, 4, 1e-6, max_iter=40, tol=0.0)
+            res["newton40"].append(time.perf_counter() - t0)
+        m = {k: statistics.median(v) for k, v in res.items()}
+        rate = 4 * 2 * d**3 / m["matmul"]
+        newton_flops = 40 * 4 * 4 * 2 * d**3  # 40 steps x 4 matmuls (X T, T², T⁴, T⁴ M) x 4 matrices
+        print(f"roots d={d} {th} thr: matmul {1e3 * m['matmul']:.2f} ms ({rate / 1e9:.1f} GFLOP/s); "
+              f"eigh {1e3 * m['eigh']:.1f} ms = {m['eigh'] / m['matmul']:.0f} matmuls; "
+              f"newton (tol) {1e3 * m['newton']:.1f} ms = {m['newton'] / m['matmul']:.0f} matmuls; "
+              f"newton GEMM share of the matmul rate {newton_flops / m['newton40'] / rate:.2f}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--d", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", nargs="*", help="methods to run (default: all)")
+    ap.add_argument("--skip-roots", action="store_true")
+    args = ap.parse_args()
+    for d in args.d:
+        bench_methods(d, args.threads, args.rounds, args.only)
+        if not args.skip_roots:
+            bench_roots(d, args.threads)
+
+
+if __name__ == "__main__":
+    main()

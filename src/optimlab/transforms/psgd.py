@@ -1,0 +1,204 @@
+"""PSGD Kron: a Kronecker-factored preconditioner ``P = (Q_Lᵀ Q_L) ⊗ (Q_Rᵀ Q_R)`` fitted on a Lie group.
+
+Li, "Preconditioned Stochastic Gradient Descent" (arXiv:1512.04202) and "Curvature-Informed SGD via General
+Purpose Lie-Group Preconditioners" (arXiv:2402.04553); the Kron form as in Li's psgd_torch. ``Q_L``, ``Q_R``
+are upper-triangular (a side longer than ``max_size_triangular``: diagonal). ``P`` is fitted to minimise
+``E[hᵀ P h + vᵀ P⁻¹ v]`` over pairs ``(v, h)``: ``h = H v`` for random ``v`` (the HVP variant, ``P → |H|⁻¹``)
+or ``h = m̂`` the gradient momentum with ``v ~ N(0, I)`` (whitening, ``P → E[m̂ m̂ᵀ]^{-1/2}``). One step on
+the group, per side (for the left; the right likewise with transposes)::
+
+    A = Q_L h Q_Rᵀ;   B = Q_L^{-T} v Q_R^{-1}
+    T₁ = A Aᵀ,  T₂ = B Bᵀ;   Q_L ← Q_L − μ · triu(T₁ − T₂) Q_L / ‖T₁ + T₂‖₂⁻      (diagonal: ⊙, max-norm)
+
+with ``‖·‖₂⁻`` a lower bound of the spectral norm (one power step from the largest column), ``μ`` the
+preconditioner lr. The fit runs with probability ``p_t = clip(p_max·exp(−λ (t − t₀)), p_min, p_max)``
+(1 for ``t ≤ t₀``), decided once per step by a counter-based draw (resumes bit-identically). The step::
+
+    m ← β m + (1−β) g;   u = Q_Lᵀ Q_L m̂ Q_Rᵀ Q_R;   u ← u · min(1, c / RMS(u))
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..core.hparams import HParam
+from ..core.transform import Bucket, Transform
+from ..linalg.roots import root_dtype
+from ..linalg.scaling import pow2_scale, saturate
+from .orthogonalize import matrix_view, set_matrices, stack_matrices
+from .subset import step_generator
+
+__all__ = ["PSGDKron", "update_probability", "norm_lower_bound"]
+
+_COIN = 2**31  # the index of the update coin in step_generator (parameters use their position)
+
+
+def update_probability(t: int, p_max: float, p_min: float, decay: float, flat: int) -> float:
+    """``clip(p_max · exp(−decay · max(0, t − flat)), p_min, p_max)``."""
+    return min(p_max, max(p_min, p_max * math.exp(-decay * max(0, t - flat))))
+
+
+def norm_lower_bound(T: Tensor) -> Tensor:
+    """A lower bound of ``‖T‖₂`` for a batch of symmetric ``T`` (``(..., 1, 1)``): ``‖T x‖ / ‖x‖`` for ``x`` one
+    power step from the column of largest norm, computed on ``T / max|T|`` (no overflow)."""
+    amax = T.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(T.dtype).tiny)
+    Tn = T / amax
+    col = (Tn * Tn).sum(dim=-2).argmax(dim=-1)
+    x = torch.gather(Tn, -1, col.view(*col.shape, 1, 1).expand(*Tn.shape[:-1], 1))  # (..., d, 1)
+    y = Tn.mT @ x
+    y = y / torch.linalg.vector_norm(y, dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(T.dtype).tiny)
+    return torch.linalg.vector_norm(Tn @ y, dim=(-2, -1), keepdim=True) * amax
+
+
+def _apply(Q: Tensor, X: Tensor, side: str, transpose: bool = False) -> Tensor:
+    """``Q X`` (left) or ``X Qᵀ`` (right); ``transpose``: ``Qᵀ X`` / ``X Q``. Diagonal ``Q`` are vectors."""
+    if Q.ndim == X.ndim - 1:  # diagonal factor
+        return X * (Q.unsqueeze(-1) if side == "L" else Q.unsqueeze(-2))
+    if side == "L":
+        return (Q.mT if transpose else Q) @ X
+    return X @ (Q if transpose else Q.mT)
+
+
+def _solve(Q: Tensor, X: Tensor, side: str) -> Tensor:
+    """``Q^{-T} X`` (left) or ``X Q^{-1}`` (right) for upper-triangular (or diagonal) ``Q``."""
+    if Q.ndim == X.ndim - 1:
+        return X / (Q.unsqueeze(-1) if side == "L" else Q.unsqueeze(-2))
+    if side == "L":
+        return torch.linalg.solve_triangular(Q.mT, X, upper=False)
+    return torch.linalg.solve_triangular(Q, X, upper=True, left=False)
+
+
+class PSGDKron(Transform):
+    """PSGD Kron's matrix direction (module docstring), batched over the bucket; ``hvp=True``: the HVP variant.
+
+    State per parameter (its dtype): ``exp_avg`` (parameter shape), ``Q_L`` (m × m, or ``(m,)`` when
+    ``m > max_size_triangular``) and ``Q_R`` likewise. The fit runs in float32 (float64 for float64
+    parameters). Numerics: ``T₁`` and ``T₂`` are formed from ``h·f`` and ``v·f`` (``f = 2^-k`` of ``h``) and
+    saturate, so the normalised group step is finite for any gradient scale; the preconditioned direction is
+    formed from ``m̂·2^-k`` and saturates. The HVP variant costs one Hessian-vector product (double backward)
+    per bucket on the steps that fit ``Q``.
+    """
+
+    same_shape = True
+    hparams = {
+        "momentum": HParam("float", 0.9, "β: EMA of the gradient that is preconditioned (unitless)", low=0.0,
+                           high=1.0, high_open=True),
+        "precond_lr": HParam("float", 0.1, "μ: step of the Lie-group fit of Q (unitless)", low=0.0, low_open=True,
+                             high=1.0),
+        "precond_init_scale": HParam("float", 1.0, "Q_L = Q_R = sqrt(s)·I initially (P = s² I)", low=0.0,
+                                     low_open=True),
+        "max_size_triangular": HParam("int", 8192, "sides longer than this get a diagonal Q", low=1, high=2**31),
+        "update_prob_max": HParam("float", 1.0, "p_max: probability of a fit step early in training", low=0.0,
+                                  low_open=True, high=1.0),
+        "update_prob_min": HParam("float", 0.03, "p_min: floor of the fit probability", low=0.0, high=1.0),
+        "update_prob_decay": HParam("float", 0.001, "λ: decay rate of the fit probability (per step)", low=0.0),
+        "update_prob_flat": HParam("int", 500, "t₀: steps before the fit probability starts to decay", low=0,
+                                   high=2**31),
+        "clip_rms": HParam("float", 1.1, "c: the update's RMS is clipped to this (update units; 0: no clip)",
+                           low=0.0),
+        "seed": HParam("int", 0, "seed of the fit coin and probe vectors (counter-based with the step)", low=0),
+    }
+
+    def __init__(self, hvp: bool = False):
+        self.hvp = hvp
+        self.name = "psgd_kron_hvp" if hvp else "psgd_kron"
+        self.rule = ("with prob. p_t fit Q_L, Q_R on (v, h = " + ("Hv" if hvp else "m̂") + "): Q ← Q − μ triu(T₁−T₂)Q/"
+                     "‖T₁+T₂‖;  u = Q_LᵀQ_L m̂ Q_RᵀQ_R, RMS-clipped")
+
+    def check(self, group: dict, owner: str) -> None:
+        if group["update_prob_min"] > group["update_prob_max"]:
+            raise ValueError(f"{owner}: update_prob_min must be <= update_prob_max, got "
+                             f"{group['update_prob_min']!r} > {group['update_prob_max']!r}")
+
+    def init(self, p: Tensor, group: dict) -> dict[str, Tensor]:
+        m, n = matrix_view(p).shape if p.ndim >= 2 else (1, p.numel())
+        s = math.sqrt(group["precond_init_scale"])
+        big = group["max_size_triangular"]
+        q = lambda d: torch.full((d,), s, dtype=p.dtype, device=p.device) if d > big else (  # noqa: E731
+            torch.eye(d, dtype=p.dtype, device=p.device) * s)
+        return {"exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format), "Q_L": q(m), "Q_R": q(n)}
+
+    def _fit(self, QL: Tensor, QR: Tensor, V: Tensor, H: Tensor, mu: float) -> tuple[Tensor, Tensor]:
+        # one power of two for both: T₁ − T₂ and ‖T₁ + T₂‖ scale alike, so the group step is unchanged, and
+        # neither A (from h, maybe 1e38) nor B (from v, O(1)) over- or underflows in the products below
+        f = pow2_scale(H)
+        A = _apply(QR, _apply(QL, H * f, "L"), "R")
+        B = _solve(QR, _solve(QL, V, "L"), "R")
+        ef = torch.frexp(f).exponent - 1  # f = 2^ef
+        ea = torch.frexp(A.abs().amax(dim=(-2, -1), keepdim=True)).exponent
+        eb = torch.frexp(B.abs().amax(dim=(-2, -1), keepdim=True)).exponent + ef
+        k = torch.maximum(ea, eb)
+        A = A * torch.exp2((-k).clamp(-120, 120).to(A.dtype))
+        B = B * torch.exp2((ef - k).clamp(-120, 120).to(B.dtype))
+        new = []
+        # |A|, |B| ≤ 1 now (up to the clamp of extreme exponents): T₁, T₂ ≤ the side length, no overflow
+        for Q, side in ((QL, "L"), (QR, "R")):
+            if Q.ndim == A.ndim - 1:
+                dim = -1 if side == "L" else -2
+                T1 = (A * A).sum(dim)
+                T2 = (B * B).sum(dim)
+                nrm = (T1 + T2).amax(dim=-1, keepdim=True).clamp_min(torch.finfo(A.dtype).tiny)
+                new.append(Q - mu * (T1 - T2) / nrm * Q)
+            else:
+                T1 = A @ A.mT if side == "L" else A.mT @ A
+                T2 = B @ B.mT if side == "L" else B.mT @ B
+                nrm = norm_lower_bound(T1 + T2).clamp_min(torch.finfo(A.dtype).tiny)
+                new.append(Q - mu * (torch.triu(T1 - T2) / nrm) @ Q)
+        return new[0], new[1]
+
+    def update(self, b: Bucket) -> None:
+        g = b.group
+        p0 = b.params[0]
+        dt, wd = p0.dtype, root_dtype(p0.dtype)
+        beta = g["momentum"]
+        m = b.state(self, "exp_avg")
+        torch._foreach_lerp_(m, b.updates, 1 - beta)
+        mh = [x * (1 / (1 - beta**t) if beta > 0 else 1.0) for x, t in zip(m, b.steps)]
+        as_mat = (lambda xs: stack_matrices(xs, dtype=wd)) if p0.ndim >= 2 else (
+            lambda xs: torch.stack(xs).to(wd).unsqueeze(-2))
+        M = as_mat(mh)
+        QLs, QRs = b.state(self, "Q_L"), b.state(self, "Q_R")
+        order = {id(p): i for i, p in enumerate(g["params"])}
+        fit = [i for i, t in enumerate(b.steps)
+               if torch.rand((), generator=step_generator(g["seed"], t, _COIN)).item()
+               < update_probability(t, g["update_prob_max"], g["update_prob_min"], g["update_prob_decay"],
+                                    g["update_prob_flat"])]
+        if fit:
+            V = torch.stack([torch.randn(M.shape[-2:], generator=step_generator(g["seed"], b.steps[i],
+                                                                                 order[id(b.params[i])]),
+                                         dtype=wd) for i in fit])
+            if self.hvp:
+                H = self._hvps(b, fit, V)
+            else:
+                H = M[fit]
+            QL = torch.stack([QLs[i] for i in fit]).to(wd)
+            QR = torch.stack([QRs[i] for i in fit]).to(wd)
+            QL, QR = self._fit(QL, QR, V, H, g["precond_lr"])
+            torch._foreach_copy_([QLs[i] for i in fit], list(saturate(QL, dt).to(dt).unbind(0)))
+            torch._foreach_copy_([QRs[i] for i in fit], list(saturate(QR, dt).to(dt).unbind(0)))
+        QL, QR = torch.stack(QLs).to(wd), torch.stack(QRs).to(wd)
+        f = pow2_scale(M)
+        U = _apply(QL, _apply(QL, _apply(QR, _apply(QR, M * f, "R"), "R", transpose=True), "L"), "L", transpose=True)
+        U = saturate(U * (1 / f), wd)  # exact: f is a power of two
+        if g["clip_rms"] > 0:
+            fu = pow2_scale(U)
+            rms = (U * fu).square().mean(dim=(-2, -1), keepdim=True).sqrt() / fu
+            U = U * (g["clip_rms"] / rms.clamp_min(torch.finfo(wd).tiny)).clamp_max(1.0)
+        if p0.ndim >= 2:
+            set_matrices(b, U, dt)
+        else:
+            b.set_updates([u.reshape(p.shape).to(dt) for u, p in zip(U.unbind(0), b.params)], owned=True)
+
+    def _hvps(self, b: Bucket, fit: list[int], V: Tensor) -> Tensor:
+        """``H v`` for the probe vectors of the fitted parameters (one double backward; zeros elsewhere)."""
+        ctx = b.ctx
+        where = {id(p): i for i, p in enumerate(ctx.params)}
+        vecs = [torch.zeros_like(p) for p in ctx.params]
+        for j, i in enumerate(fit):
+            p = b.params[i]
+            vecs[where[id(p)]] = V[j].reshape(p.shape).to(p.dtype)
+        hv = ctx.hvp(vecs)
+        return torch.stack([matrix_view(hv[where[id(b.params[i])]]).reshape(V.shape[-2:]).to(V.dtype) for i in fit])
