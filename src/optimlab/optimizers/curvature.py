@@ -1,0 +1,88 @@
+"""Diagonal-Hessian methods from Hutchinson probes: Sophia-H, OASIS, SANIA (Hutchinson).
+
+Each needs ``opt.step(closure)`` with a closure that calls ``loss.backward(create_graph=True)`` (the step
+takes Hessian-vector products through the gradients' graph) and applies to every role: the papers
+precondition every parameter alike.
+"""
+
+from ..core.recipe import Recipe
+from ..core.registry import register
+from ..core.transform import chain
+from ..transforms.decay import DecoupledDecay
+from ..transforms.hessian import Oasis, SaniaHutchinson, SophiaClip
+
+HVP = frozenset({"loss", "hvp"})
+SOPHIA_PAPER = ("Liu, Li, Hall, Liang, Ma, Sophia: A Scalable Stochastic Second-order Optimizer for Language "
+                "Model Pre-training (ICLR 2024), arXiv:2305.14342")
+
+
+@register("sophia_h")
+def sophia_h() -> Recipe:
+    """Sophia-H: clipped Newton-like steps on an EMA of Hutchinson's diagonal-Hessian estimate.
+
+    Update (the paper's Algorithm 3): ``m ← β₁m + (1−β₁)g``; at steps t ≡ 1 (mod k)
+    ``h ← β₂h + (1−β₂)·u⊙(Hu)``, u ~ N(0, I) (one probe); ``x ← x − lr·λ·x``;
+    ``x ← x − lr·clip(m / max(γ·h, ε), 1)``. The clip bounds every coordinate's move by lr, so negative or
+    tiny curvature gives a sign-momentum step. Defaults: lr 1e-3 (parameter units per step; our choice for
+    the lab's small models, the paper's GPT-2 runs use 1e-4..6e-4), betas (0.965, 0.99) and k = 10 (the
+    paper's), γ = rho 0.01 (the paper's for Sophia-H), ε 1e-12, weight_decay λ 0.1 (the reference code's),
+    seed 0 (probes: a function of seed, step, parameter). Needs ``step(closure)`` with
+    ``loss.backward(create_graph=True)``; every step's closure must build the graph (the HVP is taken every
+    k-th step). Every role.
+    Paper: Liu et al., "Sophia: A Scalable Stochastic Second-order Optimizer for Language Model
+    Pre-training" (ICLR 2024), arXiv:2305.14342.
+    """
+    return Recipe(
+        name="sophia_h", chains={"*": chain(DecoupledDecay(), SophiaClip())},
+        defaults={"*": {"lr": 1e-3, "weight_decay": 0.1}},
+        summary="Sophia-H: clipped steps on an EMA of Hutchinson's diagonal Hessian (needs step(closure), "
+                "create_graph)",
+        paper=SOPHIA_PAPER,
+        rule="m ← β₁m + (1−β₁)g;  every k steps h ← β₂h + (1−β₂)u⊙Hu;  x ← x − lr·λx − lr·clip(m/max(γh, ε), 1)",
+        needs=HVP)
+
+
+@register("oasis")
+def oasis() -> Recipe:
+    """OASIS: diagonal-Hessian scaling with an adaptive, tuning-free step size.
+
+    Update (the paper's Algorithm 1): ``D ← β₂D + (1−β₂)·z⊙(Hz)`` (z Rademacher, D₀ = z⊙Hz at x₀);
+    ``D̂ = max(|D|, α)``; ``η_k = min(√(1+θ_{k−1})·η_{k−1}, ‖x_k − x_{k−1}‖_D̂ / (2‖∇f_k − ∇f_{k−1}‖*_D̂))``,
+    ``θ_k = η_k/η_{k−1}`` (norms over all parameters; Δ∇f on this step's batch: one re-evaluation of the
+    closure at x_{k−1} per step, the paper's stochastic version); ``x ← x − lr·η_k·D̂⁻¹∇f``. Defaults: lr 1.0 (a
+    multiplier; 1 is the paper's rule), beta2 0.99 (the paper's), alpha 1e-3 (curvature units; our choice,
+    the paper tunes it per problem; 1e-5 diverges on digits_mlp), eta0 1e-2 (our choice: the first step only; afterwards η adapts),
+    seed 0. Needs ``step(closure)`` with ``loss.backward(create_graph=True)``. Every role.
+    Paper: Jahani, Rusakov, Shi, Richtárik, Mahoney, Takáč, "Doubly Adaptive Scaled Algorithm for Machine
+    Learning Using Second-Order Information" (ICLR 2022), arXiv:2109.05198.
+    """
+    return Recipe(
+        name="oasis", chains={"*": chain(Oasis())}, defaults={"*": {"lr": 1.0}},
+        summary="OASIS: Hutchinson diagonal scaling with an adaptive step (needs step(closure), create_graph)",
+        paper="Jahani et al., Doubly Adaptive Scaled Algorithm for Machine Learning Using Second-Order "
+              "Information (ICLR 2022), arXiv:2109.05198",
+        rule="D ← β₂D + (1−β₂)z⊙Hz;  D̂ = max(|D|, α);  η ← min(√(1+θ)η, ‖Δx‖_D̂/(2‖Δg‖*_D̂));  x ← x − lr·η·g/D̂",
+        needs=HVP | {"reevaluate", "global"})
+
+
+@register("sania_hutchinson")
+def sania_hutchinson() -> Recipe:
+    """SANIA with Hutchinson's diagonal Hessian: a Polyak step in the metric of |diag H|.
+
+    Update: ``B ← β₂B + (1−β₂)·z⊙(Hz)`` (B₁ = z⊙Hz, z Rademacher), ``B̂ = max(|B|, α)``;
+    ``x ← x − lr·(f − f*)₊/(Σ g²/B̂)·g/B̂`` (sums over all parameters). Scale invariant like the SQR variants
+    (``sania_adagrad_sqr``, ``sania_adam_sqr``). Defaults: lr 1.0 (multiplier), beta2 0.999, alpha 1e-4
+    (curvature units; our choice), f_star 0 (loss units), seed 0. The paper lists the Hutchinson diagonal
+    among SANIA's preconditioners; the EMA/|·|/α form is our reading (as in OASIS). Needs ``step(closure)``
+    with ``loss.backward(create_graph=True)``. Every role.
+    Paper: Abdukhakimov, Xiang, Kamzolov, Gower, Takáč, "SANIA: Polyak-type Optimization Framework Leads to
+    Scale Invariant Stochastic Algorithms", arXiv:2312.17369.
+    """
+    return Recipe(
+        name="sania_hutchinson", chains={"*": chain(SaniaHutchinson())}, defaults={"*": {"lr": 1.0}},
+        summary="SANIA Hutchinson: Polyak step in the metric of Hutchinson's |diag H| (needs step(closure), "
+                "create_graph)",
+        paper="Abdukhakimov, Xiang, Kamzolov, Gower, Takáč, SANIA: Polyak-type Optimization Framework Leads to "
+              "Scale Invariant Stochastic Algorithms, arXiv:2312.17369",
+        rule="B ← β₂B + (1−β₂)z⊙Hz;  B̂ = max(|B|, α);  x ← x − lr·(f − f*)/⟨g, g/B̂⟩ · g/B̂",
+        needs=HVP)

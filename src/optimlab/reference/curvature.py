@@ -1,0 +1,77 @@
+"""Diagonal-Hessian methods, transcribed literally on the concatenated parameter vector (float64): Sophia-H
+(Liu et al., arXiv:2305.14342, Algorithm 3), OASIS (Jahani et al., arXiv:2109.05198, Algorithm 1) and SANIA
+with a Hutchinson diagonal (Abdukhakimov et al., arXiv:2312.17369; our reading).
+
+Each ``*_step(xs, gs, hvp, zs, state, ...)`` takes the parameter tensors (written in place), the gradients,
+``hvp(v) -> H v`` on the flat vector, this step's Hutchinson probes (one tensor per parameter; the recipes'
+:func:`optimlab.transforms.hessian.probe`), a plain dict, and (SANIA) the loss. No fast paths, no guards.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .polyak import _flat, _write
+
+__all__ = ["sophia_step", "oasis_step", "sania_hutchinson_step"]
+
+
+def sophia_step(xs, gs, hvp, zs, state: dict, *, lr: float, betas=(0.965, 0.99), rho: float = 0.01,
+                eps: float = 1e-12, update_period: int = 10, weight_decay: float = 0.1) -> None:
+    """t ← t+1;  m ← β₁m + (1−β₁)g;  if t mod k = 1: h ← β₂h + (1−β₂)·u⊙Hu;
+    x ← x − lr·λ·x;  x ← x − lr·clip(m / max(γh, ε), 1)."""
+    x, g = _flat(xs), _flat(gs)
+    t = state["t"] = state.get("t", 0) + 1
+    m = state.get("m", torch.zeros_like(x))
+    h = state.get("h", torch.zeros_like(x))
+    m = betas[0] * m + (1 - betas[0]) * g
+    if t % update_period == 1 % update_period:
+        u = _flat(zs)
+        h = betas[1] * h + (1 - betas[1]) * u * hvp(u)
+    state["m"], state["h"] = m, h
+    x = x - lr * weight_decay * x
+    x = x - lr * torch.clamp(m / torch.clamp(rho * h, min=eps), -1.0, 1.0)
+    _write(xs, x)
+
+
+def oasis_step(xs, gs, hvp, zs, state: dict, grad_at=None, *, lr: float = 1.0, beta2: float = 0.99, alpha: float = 1e-3,
+               eta0: float = 1e-2) -> None:
+    """k = 0: D = z⊙Hz, η = η₀, θ = +∞.  k ≥ 1: D ← β₂D + (1−β₂)z⊙Hz;  D̂ = max(|D|, α);
+    η_k = min(√(1+θ)η_{k−1}, ‖x_k − x_{k−1}‖_D̂ / (2‖g_k − ∇f(x_{k−1})‖*_D̂));  θ = η_k/η_{k−1};  x ← x − η_k D̂⁻¹g.
+    ``grad_at(x)``: the flat gradient at x on this step's batch."""
+    x, g = _flat(xs), _flat(gs)
+    z = _flat(zs)
+    v = z * hvp(z)
+    if "D" not in state:
+        D, eta, theta = v, eta0, math.inf
+    else:
+        D = beta2 * state["D"] + (1 - beta2) * v
+    d_hat = torch.clamp(D.abs(), min=alpha)
+    if "D" in state:
+        eta_prev, theta = state["eta"], state["theta"]
+        dx, dg = x - state["x"], g - grad_at(state["x"])
+        num = math.sqrt(float((d_hat * dx * dx).sum()))
+        den = 2 * math.sqrt(float((dg * dg / d_hat).sum()))
+        eta = min(math.sqrt(1 + theta) * eta_prev, num / den if den > 0 else math.inf)
+        if math.isinf(eta):
+            eta = eta_prev
+        theta = eta / eta_prev
+    state.update(D=D, eta=eta, theta=theta, x=x.clone())
+    _write(xs, x - lr * eta * g / d_hat)
+
+
+def sania_hutchinson_step(xs, gs, hvp, zs, f: float, state: dict, *, lr: float = 1.0, beta2: float = 0.999,
+                          alpha: float = 1e-4, f_star: float = 0.0) -> None:
+    """B = z⊙Hz at the first step, then B ← β₂B + (1−β₂)z⊙Hz;  B̂ = max(|B|, α);
+    x ← x − lr·(f − f*)₊/(gᵀB̂⁻¹g)·B̂⁻¹g."""
+    x, g = _flat(xs), _flat(gs)
+    z = _flat(zs)
+    v = z * hvp(z)
+    B = v if "B" not in state else beta2 * state["B"] + (1 - beta2) * v
+    state["B"] = B
+    d = g / torch.clamp(B.abs(), min=alpha)
+    gd = float(g @ d)
+    gamma = max(f - f_star, 0.0) / gd if gd > 0 else 0.0
+    _write(xs, x - lr * gamma * d)

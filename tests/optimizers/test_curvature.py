@@ -1,0 +1,142 @@
+"""Sophia-H, OASIS, SANIA-Hutchinson: Hutchinson's estimator, parity with the literal transcriptions (fp64, on a
+quadratic whose Hessian is known), training on the lab's digits_mlp, extreme curvature and checkpoints."""
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import optimlab
+from optimlab.lab.tasks import get_task
+from optimlab.reference import curvature as ref
+from optimlab.transforms.hessian import probe
+
+
+def quadratic(seed=0, d1=(3, 4), d2=5):
+    g = torch.Generator().manual_seed(seed)
+    n = d1[0] * d1[1] + d2
+    Q = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))[0]
+    eig = torch.logspace(-2, 1, n, dtype=torch.float64)
+    eig[:3] *= -1  # indefinite: Sophia clips, OASIS and SANIA take |D|
+    A = Q @ torch.diag(eig) @ Q.T
+    b = torch.randn(n, generator=g, dtype=torch.float64)
+    xs = [nn.Parameter(torch.randn(d1, generator=g, dtype=torch.float64)),
+          nn.Parameter(torch.randn(d2, generator=g, dtype=torch.float64))]
+    return A, b, xs
+
+
+def f_of(A, b, x):
+    return 0.5 * x @ A @ x - b @ x + 50.0  # positive on the trajectories below: SANIA's gap f − 0 > 0
+
+
+def flat(ts):
+    return torch.cat([t.reshape(-1) for t in ts])
+
+
+CASES = {
+    "sophia_h": (ref.sophia_step, dict(lr=0.05, update_period=3), "gaussian", False),
+    "oasis": (ref.oasis_step, dict(lr=1.0, alpha=0.05, eta0=0.1), "rademacher", "grad"),
+    "sania_hutchinson": (ref.sania_hutchinson_step, dict(lr=0.2, alpha=0.05), "rademacher", True),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_the_literal_rule_in_float64(name):
+    fn, hp, kind, wants_f = CASES[name]
+    A, b, xs = quadratic()
+    ys = [x.detach().clone() for x in xs]
+    opt = optimlab.create(xs, name, **hp)
+    state = {}
+    for t in range(1, 9):
+        def closure():
+            opt.zero_grad()
+            loss = f_of(A, b, flat(xs))
+            loss.backward(create_graph=True)
+            return loss
+        y = flat(ys)
+        gy = A @ y - b
+        zs = [probe(x, 0, t, i, kind) for i, x in enumerate(xs)]
+        gs = [gy[:12].view(3, 4), gy[12:]]
+        if wants_f == "grad":
+            fn(ys, gs, lambda v: A @ v, zs, state, lambda v: A @ v - b, **hp)
+        else:
+            fn(ys, gs, lambda v: A @ v, zs, *((float(f_of(A, b, y)),) if wants_f else ()), state, **hp)
+        opt.step(closure)
+        for x, yy in zip(xs, ys):
+            torch.testing.assert_close(x.detach(), yy, rtol=1e-10, atol=1e-11, msg=f"{name} step {t}")
+
+
+def test_hutchinson_diagonal_is_unbiased():
+    A, _, xs = quadratic()
+    x = flat(xs).detach()
+    est = torch.zeros_like(x)
+    n = 4000
+    for s in range(n):
+        z = flat([probe(p, 0, s, i) for i, p in enumerate(xs)])
+        est += z * (A @ z)
+    # Rademacher: Var(z_i (Az)_i) = Σ_{j≠i} A_ij², so the standard error is ‖offdiag row‖/√n
+    se = (A.square().sum(1) - A.diagonal().square()).sqrt() / math.sqrt(n)
+    assert ((est / n - A.diagonal()).abs() < 5 * se + 1e-12).all()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_trains_digits_mlp(name):
+    inst = get_task("digits_mlp").build(0)
+    model = inst.model
+    before = inst.evaluate(model)["train_loss"]
+    opt = optimlab.create(model, name)
+    for step in range(150):
+        def closure(batch=inst.batch(step)):
+            opt.zero_grad()
+            loss = inst.loss(model, batch)
+            loss.backward(create_graph=True)
+            return loss
+        opt.step(closure)
+    after = inst.evaluate(model)["train_loss"]
+    assert after < before / 4, f"{name}: train loss {before:.3f} -> {after:.3f}"
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e30, 3e38])
+@pytest.mark.parametrize("name", list(CASES))
+def test_zero_and_huge_curvature_give_finite_steps(name, scale):
+    # a quadratic with Hessian scale·I (0: flat) and gradients near the float32 limit
+    x = nn.Parameter(torch.linspace(-1, 1, 6))
+    opt = optimlab.create([x], name)
+    for _ in range(3):
+        def closure():
+            opt.zero_grad()
+            dx = x - x.detach()  # 0: the loss is 1, its gradient G, its Hessian scale·I
+            loss = 0.5 * scale * dx.square().sum() + (dx * (1e38 if scale else 0.0)).sum() + 1.0
+            loss.backward(create_graph=True)
+            return loss
+        opt.step(closure)
+    assert torch.isfinite(x).all()
+    for k, v in opt.state[x].items():
+        if torch.is_tensor(v):
+            assert not v.isnan().any(), f"{name}: state {k} NaN"
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_checkpoint_resumes_bit_identically(name):
+    A, b, xs = quadratic()
+    opt = optimlab.create(xs, name)
+
+    def run(o, ps, steps):
+        for _ in range(steps):
+            def closure():
+                o.zero_grad()
+                loss = f_of(A, b, flat(ps))
+                loss.backward(create_graph=True)
+                return loss
+            o.step(closure)
+
+    run(opt, xs, 4)
+    ys = [nn.Parameter(x.detach().clone()) for x in xs]
+    opt2 = optimlab.create(ys, name)
+    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))  # a saved checkpoint, not shared tensors
+    run(opt, xs, 13)
+    run(opt2, ys, 13)
+    for x, y in zip(xs, ys):
+        assert torch.equal(x, y)
