@@ -15,7 +15,7 @@ import torch
 
 from .polyak import _flat, _write
 
-__all__ = ["sophia_step", "oasis_step", "sania_hutchinson_step"]
+__all__ = ["sophia_step", "oasis_step", "sania_hutchinson_step", "mfac_step"]
 
 
 def sophia_step(xs, gs, hvp, zs, state: dict, *, lr: float, betas=(0.965, 0.99), rho: float = 0.01,
@@ -75,3 +75,18 @@ def sania_hutchinson_step(xs, gs, hvp, zs, f: float, state: dict, *, lr: float =
     gd = float(g @ d)
     gamma = max(f - f_star, 0.0) / gd if gd > 0 else 0.0
     _write(xs, x - lr * gamma * d)
+
+
+def mfac_step(xs, gs, state: dict, *, lr: float = 1e-2, ngrads: int = 32, damp: float = 1e-2,
+              momentum: float = 0.0) -> None:
+    """Per tensor i (M-FAC, Frantar et al., arXiv:2107.03356, dense estimator, one block per tensor): append g
+    to the window of the last m gradients;  F = λI + (1/m)Σ gⱼgⱼᵀ (m = window length);  d = F⁻¹g (dense solve);
+    b ← μb + d;  x ← x − lr·b."""
+    for i, (x, g) in enumerate(zip(xs, gs)):
+        st = state.setdefault(i, {"window": [], "b": torch.zeros(x.numel(), dtype=torch.float64)})
+        gf = g.reshape(-1).to(torch.float64)
+        st["window"] = (st["window"] + [gf])[-ngrads:]
+        W = torch.stack(st["window"])
+        F = damp * torch.eye(gf.numel(), dtype=torch.float64) + W.T @ W / W.shape[0]
+        st["b"] = momentum * st["b"] + torch.linalg.solve(F, gf)
+        x.copy_((x.reshape(-1) - lr * st["b"]).view_as(x))
