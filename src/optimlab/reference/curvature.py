@@ -15,7 +15,7 @@ import torch
 
 from .polyak import _flat, _write
 
-__all__ = ["sophia_step", "oasis_step", "sania_hutchinson_step", "mfac_step"]
+__all__ = ["sophia_step", "oasis_step", "sania_hutchinson_step", "mfac_step", "scaled_gd_step"]
 
 
 def sophia_step(xs, gs, hvp, zs, state: dict, *, lr: float, betas=(0.965, 0.99), rho: float = 0.01,
@@ -90,3 +90,14 @@ def mfac_step(xs, gs, state: dict, *, lr: float = 1e-2, ngrads: int = 32, damp: 
         F = damp * torch.eye(gf.numel(), dtype=torch.float64) + W.T @ W / W.shape[0]
         st["b"] = momentum * st["b"] + torch.linalg.solve(F, gf)
         x.copy_((x.reshape(-1) - lr * st["b"]).view_as(x))
+
+
+def scaled_gd_step(xs, gs, *, lr: float = 0.1, damp: float = 0.1) -> None:
+    """ScaledGD(λ) (Xu, Shen, Chi, Ma, arXiv:2302.01186): X ← X − lr·∇f(X)(XᵀX + λI)⁻¹ for a matrix X (dense
+    inverse); other tensors x ← x − lr·g."""
+    for x, g in zip(xs, gs):
+        if x.ndim != 2:
+            x.sub_(lr * g)
+            continue
+        P = x.T @ x + damp * torch.eye(x.shape[1], dtype=x.dtype)
+        x.sub_(lr * g @ torch.linalg.inv(P))

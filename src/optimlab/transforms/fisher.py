@@ -1,4 +1,5 @@
-"""Empirical-Fisher preconditioning over a sliding window of gradients: M-FAC (dense, per-parameter blocks)."""
+"""Matrix preconditioners built from gradients or the parameter: M-FAC's sliding-window empirical Fisher (dense,
+per-parameter blocks) and ScaledGD(λ)'s factor Gram."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..core.transform import Bucket, Transform
 from ..linalg.scaling import saturate, saturate_
 from ..linalg.woodbury import fisher_inverse_product, window_factor
 
-__all__ = ["MFac"]
+__all__ = ["MFac", "ScaledFactor"]
 
 
 class MFac(Transform):
@@ -56,3 +57,29 @@ class MFac(Transform):
             out.append(buf)
         saturate_(out)
         b.set_updates(out, owned=False)
+
+
+class ScaledFactor(Transform):
+    """ScaledGD(λ) (Xu, Shen, Chi, Ma, "The Power of Preconditioning in Overparameterized Low-Rank Matrix
+    Sensing", arXiv:2302.01186) for a factor X of a symmetric factorisation M = XXᵀ:
+    ``u = ∇f(X)·(XᵀX + λI)⁻¹`` (X of shape n × k: the k × k Gram of its columns). Tensors that are not
+    matrices get ``u = g``. By an eigendecomposition in float64 with the Gram's eigenvalues clamped at 0, so
+    the denominators are ≥ λ > 0 even when XᵀX is numerically singular."""
+
+    name = "scaled_gd"
+    rule = "u ← G·(XᵀX + λI)⁻¹  (X the n × k parameter)"
+    hparams = {"damp": HParam("float", 0.1, "λ, added to the factor's Gram XᵀX (parameter units²)", low=0.0,
+                              low_open=True)}
+
+    def update(self, b: Bucket) -> None:
+        lam = b.group["damp"]
+        out = []
+        for x, g in zip(b.params, b.grads):
+            if x.ndim != 2:
+                out.append(g)
+                continue
+            X = x.detach().to(torch.float64)
+            w, V = torch.linalg.eigh(X.T @ X)  # G (XᵀX + λI)⁻¹ = G V diag(1/(w + λ)) Vᵀ, w clamped at 0
+            u = ((g.to(torch.float64) @ V) / (w.clamp_min(0) + lam)) @ V.T
+            out.append(saturate(u, g.dtype).to(g.dtype))
+        b.set_updates(out, owned=True)
