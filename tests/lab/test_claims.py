@@ -17,8 +17,11 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "adam-fails-amsgrad-converges", "muon-associative-memory", "incremental-rank-learning",
                "grokking-modular-arithmetic", "sgd-trace-bound", "natural-gradient-scaling-exponent",
                "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd",
-               "mfac-exact-linear-cost", "scaledgd-log-kappa", "egn-exact-linear-rate", "gn-smoothness-linear-rate"]
-PENDING: list[str] = []
+               "mfac-exact-linear-cost", "scaledgd-log-kappa", "bias-correction-coupling",
+               "egn-exact-linear-rate", "gn-smoothness-linear-rate"]
+PENDING: list[str] = ["sfn-escapes-saddle", "tngd-equals-ngd",
+                       "polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
+                       "accelerated-inexact-second-order"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

@@ -8,7 +8,7 @@ Implemented (in this order): gd-edge-of-stability, adam-edge-of-stability, zo-st
 adam-fails-amsgrad-converges, muon-associative-memory, incremental-rank-learning,
 grokking-modular-arithmetic, sgd-trace-bound,
 natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, mfac-exact-linear-cost,
-scaledgd-log-kappa, egn-exact-linear-rate, gn-smoothness-linear-rate. The rest are registered as pending (see ``pending``).
+scaledgd-log-kappa, bias-correction-coupling, egn-exact-linear-rate, gn-smoothness-linear-rate. The rest are registered as pending (see ``pending``).
 """
 from __future__ import annotations
 
