@@ -81,7 +81,10 @@ def test_hutchinson_diagonal_is_unbiased():
     assert ((est / n - A.diagonal()).abs() < 5 * se + 1e-12).all()
 
 
-@pytest.mark.parametrize("name", list(CASES))
+HVP_NAMES = list(CASES) + ["saddle_free_newton"]
+
+
+@pytest.mark.parametrize("name", HVP_NAMES)
 def test_trains_digits_mlp(name):
     inst = get_task("digits_mlp").build(0)
     model = inst.model
@@ -99,7 +102,7 @@ def test_trains_digits_mlp(name):
 
 
 @pytest.mark.parametrize("scale", [0.0, 1e30, 3e38])
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", HVP_NAMES)
 def test_zero_and_huge_curvature_give_finite_steps(name, scale):
     # a quadratic with Hessian scale·I (0: flat) and gradients near the float32 limit
     x = nn.Parameter(torch.linspace(-1, 1, 6))
@@ -118,7 +121,7 @@ def test_zero_and_huge_curvature_give_finite_steps(name, scale):
             assert not v.isnan().any(), f"{name}: state {k} NaN"
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", HVP_NAMES)
 def test_checkpoint_resumes_bit_identically(name):
     A, b, xs = quadratic()
     opt = optimlab.create(xs, name)
@@ -199,3 +202,20 @@ def test_scaled_gd_recovers_an_ill_conditioned_matrix_sensing_target():
         inst.loss(model, inst.batch(step)).backward()
         opt.step()
     assert inst.evaluate(model)["rel_error"] < 0.01
+
+
+def test_saddle_free_newton_with_a_full_krylov_space_is_the_exact_rule():
+    A, b, xs = quadratic()  # indefinite: three negative eigenvalues
+    ys = [x.detach().clone() for x in xs]
+    opt = optimlab.create(xs, "saddle_free_newton", lr=0.5, damp=0.05, krylov_dim=17)
+    for _ in range(4):
+        def closure():
+            opt.zero_grad()
+            loss = f_of(A, b, flat(xs))
+            loss.backward(create_graph=True)
+            return loss
+        gy = A @ flat(ys) - b
+        ref.sfn_step(ys, [gy[:12].view(3, 4), gy[12:]], A, lr=0.5, damp=0.05)
+        opt.step(closure)
+        for x, y in zip(xs, ys):
+            torch.testing.assert_close(x.detach(), y, rtol=1e-9, atol=1e-10)

@@ -15,7 +15,7 @@ import torch
 
 from .polyak import _flat, _write
 
-__all__ = ["sophia_step", "oasis_step", "sania_hutchinson_step", "mfac_step", "scaled_gd_step"]
+__all__ = ["sophia_step", "oasis_step", "sania_hutchinson_step", "mfac_step", "scaled_gd_step", "sfn_step"]
 
 
 def sophia_step(xs, gs, hvp, zs, state: dict, *, lr: float, betas=(0.965, 0.99), rho: float = 0.01,
@@ -101,3 +101,11 @@ def scaled_gd_step(xs, gs, *, lr: float = 0.1, damp: float = 0.1) -> None:
             continue
         P = x.T @ x + damp * torch.eye(x.shape[1], dtype=x.dtype)
         x.sub_(lr * g @ torch.linalg.inv(P))
+
+
+def sfn_step(xs, gs, H: torch.Tensor, *, lr: float = 1.0, damp: float = 1.0) -> None:
+    """Saddle-free Newton with the exact Hessian (Dauphin et al., arXiv:1406.2572): H = VΛVᵀ (dense eigh);
+    x ← x − lr·V(|Λ| + λI)⁻¹Vᵀg. (The recipe's Krylov subspace is the whole space once k ≥ dim.)"""
+    x, g = _flat(xs), _flat(gs)
+    lam, V = torch.linalg.eigh(H)
+    _write(xs, x - lr * V @ ((V.T @ g) / (lam.abs() + damp)))

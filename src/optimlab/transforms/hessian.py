@@ -24,7 +24,7 @@ from ..core.transform import Bucket, Transform
 from ..linalg.scaling import saturate, saturate_
 from .polyak import F_STAR, SaniaPolyak
 
-__all__ = ["probe", "hutchinson_diagonal", "SophiaClip", "Oasis", "SaniaHutchinson"]
+__all__ = ["probe", "hutchinson_diagonal", "SophiaClip", "Oasis", "SaniaHutchinson", "SaddleFreeNewton"]
 
 SEED = HParam("int", 0, "seed of the Hutchinson probes (probes are a function of seed, step and parameter)",
               low=0)
@@ -219,3 +219,48 @@ class SaniaHutchinson(SaniaPolyak):
         new, d = b.ctx.shared("sania.buckets", dict).pop(id(b))
         torch._foreach_copy_(b.state(self, "precond"), new)
         b.set_updates([saturate(x.double() * gamma, x.dtype).to(x.dtype) for x in d], owned=True)
+
+
+class SaddleFreeNewton(Transform):
+    """Saddle-free Newton in a Krylov subspace (Dauphin, Pascanu, Gulcehre, Cho, Ganguli, Bengio, "Identifying
+    and attacking the saddle point problem in high-dimensional non-convex optimization", arXiv:1406.2572):
+    k Lanczos steps on H from g (all parameters, one flat vector) give H ≈ VΛVᵀ on span{g, Hg, …};
+    ``u = V (|Λ| + λI)⁻¹ Vᵀ g`` — Newton's step with every curvature made positive, so negative-curvature
+    directions are descended, not climbed. g lies in the subspace (it starts it)."""
+
+    name = "saddle_free_newton"
+    rule = "V, Λ from k Lanczos steps on H started at g;  u ← V(|Λ| + λI)⁻¹Vᵀg"
+    hparams = {"krylov_dim": HParam("int", 20, "k, Lanczos steps (Hessian-vector products) per step", low=1),
+               "damp": HParam("float", 1.0, "λ, added to |Λ| (curvature units: loss per parameter²)", low=0.0,
+                              low_open=True)}
+
+    def prepare(self, b: Bucket) -> None:
+        b.ctx.shared("sfn.step", lambda: self._direction(b))
+
+    @staticmethod
+    def _direction(b: Bucket) -> dict[int, Tensor]:
+        from ..diagnostics.lanczos import LanczosProcess
+        from ..diagnostics.operators import flatten
+
+        ctx, k, lam = b.ctx, b.group["krylov_dim"], b.group["damp"]
+        params = ctx.params
+
+        def split(v: Tensor) -> dict[int, Tensor]:  # float64 pieces (cast and saturated in update)
+            return {id(p): c.view(p.shape) for p, c in zip(params, torch.split(v, [q.numel() for q in params]))}
+
+        g = flatten([p.grad.detach() if p.grad is not None else None for p in params], params, torch.float64)
+        norm = float(g.norm())
+        if not (norm > 0 and math.isfinite(norm)):
+            return split(torch.zeros_like(g))
+        op = ctx.hessian_operator()
+        proc = LanczosProcess(op, (g / norm), min(k, op.dim))
+        while proc.steps < proc.max_steps and not proc.done:
+            proc.step()
+        theta, S = torch.linalg.eigh(proc.tridiagonal())
+        V = proc.Q[:proc.steps].to(torch.float64).T @ S
+        theta = torch.nan_to_num(theta, nan=0.0, posinf=1e300, neginf=-1e300)
+        return split(V @ ((V.T @ g) / (theta.abs() + lam)))
+
+    def update(self, b: Bucket) -> None:
+        u = b.ctx.shared("sfn.step", dict)
+        b.set_updates([saturate(u[id(p)], p.dtype).to(p.dtype) for p in b.params], owned=True)
