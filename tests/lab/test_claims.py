@@ -18,8 +18,8 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "grokking-modular-arithmetic", "sgd-trace-bound", "natural-gradient-scaling-exponent",
                "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd",
                "mfac-exact-linear-cost", "scaledgd-log-kappa", "bias-correction-coupling",
-               "egn-exact-linear-rate", "gn-smoothness-linear-rate"]
-PENDING: list[str] = ["sfn-escapes-saddle", "tngd-equals-ngd",
+               "egn-exact-linear-rate", "gn-smoothness-linear-rate", "sfn-escapes-saddle"]
+PENDING: list[str] = ["tngd-equals-ngd",
                        "polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
                        "accelerated-inexact-second-order"]
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -53,8 +53,8 @@ def oasis() -> Recipe:
     ``θ_k = η_k/η_{k−1}`` (norms over all parameters; Δ∇f on this step's batch: one re-evaluation of the
     closure at x_{k−1} per step, the paper's stochastic version); ``x ← x − lr·η_k·D̂⁻¹∇f``. Defaults: lr 1.0 (a
     multiplier; 1 is the paper's rule), beta2 0.99 (the paper's), alpha 1e-3 (curvature units; our choice,
-    the paper tunes it per problem; 1e-5 diverges on digits_mlp), eta0 1e-2 (our choice: the first step only; afterwards η adapts),
-    seed 0. Needs ``step(closure)`` with ``loss.backward(create_graph=True)``. Every role.
+    the paper tunes it per problem; 1e-5 diverges on digits_mlp), eta0 1e-2 (our choice: the first step only;
+    afterwards η adapts), seed 0. Needs ``step(closure)`` with ``loss.backward(create_graph=True)``. Every role.
     Paper: Jahani, Rusakov, Shi, Richtárik, Mahoney, Takáč, "Doubly Adaptive Scaled Algorithm for Machine
     Learning Using Second-Order Information" (ICLR 2022), arXiv:2109.05198.
     """
@@ -123,8 +123,9 @@ def scaled_gd() -> Recipe:
     point: from a small initialisation the iterations to a given accuracy grow only logarithmically with
     the condition number of M*, where GD's grow polynomially. Defaults: lr 0.1 (unitless: the step is
     scale-free in X), damp λ 0.1 (parameter units²; our choice, stable on the lab's MLPs; the paper takes λ
-    of the order of σ_min(M*): set it per problem, e.g. ``damp=σ_r`` on matrix sensing). For asymmetric factorisations U Vᵀ the paper's rule uses the other factor's Gram, which a
-    per-tensor rule cannot see: use the symmetric form. Every role.
+    of the order of σ_min(M*): set it per problem, e.g. ``damp=σ_r`` on matrix sensing). For asymmetric
+    factorisations U Vᵀ the paper's rule uses the other factor's Gram, which a per-tensor rule cannot see: use the
+    symmetric form. Every role.
     Paper: Xu, Shen, Chi, Ma, "The Power of Preconditioning in Overparameterized Low-Rank Matrix Sensing"
     (ICML 2023), arXiv:2302.01186.
     """

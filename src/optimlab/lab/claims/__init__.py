@@ -8,7 +8,8 @@ Implemented (in this order): gd-edge-of-stability, adam-edge-of-stability, zo-st
 adam-fails-amsgrad-converges, muon-associative-memory, incremental-rank-learning,
 grokking-modular-arithmetic, sgd-trace-bound,
 natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, mfac-exact-linear-cost,
-scaledgd-log-kappa, bias-correction-coupling, egn-exact-linear-rate, gn-smoothness-linear-rate. The rest are registered as pending (see ``pending``).
+scaledgd-log-kappa, bias-correction-coupling, egn-exact-linear-rate, gn-smoothness-linear-rate,
+sfn-escapes-saddle. The rest are registered as pending (see ``pending``).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from . import muon_family  # noqa: F401
 from . import dog  # noqa: F401
 from . import curvature  # noqa: F401
 from . import gauss_newton  # noqa: F401
+from . import saddle  # noqa: F401
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 

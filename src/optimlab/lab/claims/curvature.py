@@ -13,8 +13,9 @@ and residual ≤ 1e-10 and every slope in [0.8, 1.2].
 run): the lab's ``matrix_sensing`` task, symmetric, n = 20, r = 3, k = 5, m = 600 measurements, init scale
 1e-3, in float64; κ ∈ {10, 100, 1000}; iterations until ‖UUᵀ − M*‖_F/‖M*‖_F ≤ 1e-6 (cap 5,000, set by the
 session's CPU budget before the first full run: 54 runs at ~3 ms per iteration; fast: n = 10, cap 100).
-ScaledGD(λ) with λ = σ_r(M*) (the paper's order), GD = ``sgd`` without momentum; each method's lr tuned per κ on {0.1, 0.3, 0.5} by the iteration count. Verdict per seed: iters_ScaledGD(κ=1000) ≤
-2·iters_ScaledGD(κ=10) and iters_GD(κ=1000) ≥ 10·iters_GD(κ=10); a capped ScaledGD run, or GD capped at κ = 10,
+ScaledGD(λ) with λ = σ_r(M*) (the paper's order), GD = ``sgd`` without momentum; each method's lr tuned per κ on
+{0.1, 0.3, 0.5} by the iteration count. Verdict per seed: iters_ScaledGD(κ=1000) ≤ 2·iters_ScaledGD(κ=10) and
+iters_GD(κ=1000) ≥ 10·iters_GD(κ=10); a capped ScaledGD run, or GD capped at κ = 10,
 makes the seed inconclusive (the regime was not reached); a tuned lr at a grid edge makes the verdict
 inconclusive.
 """

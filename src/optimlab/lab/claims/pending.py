@@ -11,21 +11,6 @@ from .base import Claim, register  # noqa: F401  (for the next pending claim)
 # -- curvature (issue 12, second part): protocols from research/coverage.md, not run yet -------------------
 
 register(Claim(
-    id="sfn-escapes-saddle",
-    paper="On the saddle point problem for non-convex optimization (Pascanu, Dauphin, Ganguli, Bengio)",
-    arxiv="1405.4604",
-    statement="Saddle-free Newton escapes high-dimensional saddle points that trap gradient descent and "
-              "quasi-Newton methods.",
-    optimizers=("saddle_free_newton", "sgd"),
-    protocol="deep linear net depth 3 width 8 at a small init near the origin saddle; GD, damped Newton, SFN "
-             "with exact |H| (eigh at this size); steps to leave the plateau",
-    rule="steps to leave the plateau SFN ≤ 0.1 × GD; damped Newton converges to the saddle",
-    margin="SFN/GD plateau steps ≤ 0.1",
-    needs="the saddle_free_newton optimizer (|H| in a Lanczos subspace; diagnostics.lanczos exists) and the "
-          "deep-linear protocol",
-))
-
-register(Claim(
     id="tngd-equals-ngd",
     paper="Thermodynamic Natural Gradient Descent",
     arxiv="",
