@@ -219,3 +219,34 @@ def test_saddle_free_newton_with_a_full_krylov_space_is_the_exact_rule():
         opt.step(closure)
         for x, y in zip(xs, ys):
             torch.testing.assert_close(x.detach(), y, rtol=1e-9, atol=1e-10)
+
+
+def test_sophia_h_matches_pytorch_optimizer_given_the_same_hutchinson_estimates():
+    # pytorch_optimizer's SophiaH writes the rule as lr'·clip(m / max(h, ε'), p): with p = γ, ε' = ε/γ,
+    # lr' = lr/γ and weight decay λ' = λγ it is the paper's lr·clip(m / max(γh, ε), 1). Its probes come
+    # from its own generator, so ours (z ⊙ Hz) are passed to it on the curvature steps.
+    from pytorch_optimizer import SophiaH
+
+    A, b, xs = quadratic()
+    ys = [nn.Parameter(x.detach().clone()) for x in xs]
+    lr, rho, eps, wd, k = 0.05, 0.04, 1e-12, 0.1, 3
+    ours = optimlab.create(xs, "sophia_h", lr=lr, rho=rho, eps=eps, weight_decay=wd, update_period=k)
+    theirs = SophiaH(ys, lr=lr / rho, p=rho, eps=eps / rho, weight_decay=wd * rho, update_period=k,
+                     betas=(0.965, 0.99))
+    for t in range(1, 11):
+        def closure():
+            ours.zero_grad()
+            loss = f_of(A, b, flat(xs))
+            loss.backward(create_graph=True)
+            return loss
+        ours.step(closure)
+        theirs.zero_grad()
+        f_of(A, b, flat(ys)).backward()
+        hess = None
+        if (t - 1) % k == 0:
+            zs = [probe(y, 0, t, i, "gaussian") for i, y in enumerate(ys)]
+            hz = A @ flat(zs)
+            hess = [z * h.view_as(z) for z, h in zip(zs, (hz[:12], hz[12:]))]
+        theirs.step(hessian=hess)
+        for x, y in zip(xs, ys):
+            torch.testing.assert_close(x.detach(), y.detach(), rtol=1e-10, atol=1e-12)
