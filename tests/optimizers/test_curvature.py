@@ -81,7 +81,7 @@ def test_hutchinson_diagonal_is_unbiased():
     assert ((est / n - A.diagonal()).abs() < 5 * se + 1e-12).all()
 
 
-HVP_NAMES = list(CASES) + ["saddle_free_newton"]
+HVP_NAMES = list(CASES) + ["saddle_free_newton", "regularized_newton"]
 
 
 @pytest.mark.parametrize("name", HVP_NAMES)
@@ -250,3 +250,22 @@ def test_sophia_h_matches_pytorch_optimizer_given_the_same_hutchinson_estimates(
         theirs.step(hessian=hess)
         for x, y in zip(xs, ys):
             torch.testing.assert_close(x.detach(), y.detach(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("max_dense", [100, 1])  # dense eigh path, and the CG path
+def test_regularized_newton_is_the_literal_rule_on_a_convex_quadratic(max_dense):
+    A, b, xs = quadratic()
+    A = A @ A.T + 0.1 * torch.eye(len(A), dtype=torch.float64)  # convex: both paths solve the same system
+    ys = [x.detach().clone() for x in xs]
+    opt = optimlab.create(xs, "regularized_newton", lr=0.7, lipschitz=2.0, max_dense=max_dense, cg_iters=60)
+    for _ in range(4):
+        def closure():
+            opt.zero_grad()
+            loss = f_of(A, b, flat(xs))
+            loss.backward(create_graph=True)
+            return loss
+        gy = A @ flat(ys) - b
+        ref.regularized_newton_step(ys, [gy[:12].view(3, 4), gy[12:]], A, lr=0.7, lipschitz=2.0)
+        opt.step(closure)
+        for x, y in zip(xs, ys):
+            torch.testing.assert_close(x.detach(), y, rtol=1e-8, atol=1e-9)

@@ -11,7 +11,7 @@ from ..core.registry import register
 from ..core.transform import chain
 from ..transforms.decay import DecoupledDecay
 from ..transforms.fisher import MFac, ScaledFactor
-from ..transforms.hessian import Oasis, SaddleFreeNewton, SaniaHutchinson, SophiaClip
+from ..transforms.hessian import Oasis, RegularizedNewton, SaddleFreeNewton, SaniaHutchinson, SophiaClip
 
 HVP = frozenset({"loss", "hvp"})
 SOPHIA_PAPER = ("Liu, Li, Hall, Liang, Ma, Sophia: A Scalable Stochastic Second-order Optimizer for Language "
@@ -160,4 +160,29 @@ def saddle_free_newton() -> Recipe:
         paper="Dauphin et al., Identifying and attacking the saddle point problem in high-dimensional non-convex "
               "optimization (NeurIPS 2014), arXiv:1406.2572",
         rule="V, Λ from k Lanczos steps on H started at g;  x ← x − lr·V(|Λ| + λI)⁻¹Vᵀg",
+        needs=HVP)
+
+
+@register("regularized_newton")
+def regularized_newton() -> Recipe:
+    """Gradient-regularised Newton: Newton's step damped by the square root of the gradient norm.
+
+    Update: ``λ_k = √(L‖∇f‖)`` (norm over all parameters); ``x ← x − lr·(H + λ_k I)⁻¹∇f`` with the exact
+    Hessian (one vector for the whole model): dense (H from dim HVPs, eigendecomposed) up to max_dense
+    parameters, conjugate gradients on HVPs beyond. Global O(1/k²) on convex f without line search; on
+    non-convex f the dense path floors every eigenvalue of H + λI at λ and CG stops at non-positive
+    curvature (our guards). Defaults: lr 1.0 (the rule), lipschitz L 10 (loss per parameter³; our choice: L = 1
+    stalled on digits_mlp, where CG meets negative curvature at once; set it to the problem's Hessian-Lipschitz
+    constant), max_dense 100 (the dense path costs one HVP per parameter per step), cg_iters 20. Needs ``step(closure)`` with
+    ``loss.backward(create_graph=True)``. Every role.
+    Paper: Mishchenko, "Regularized Newton Method with Global O(1/k²) Convergence" (SIAM J. Optim. 2023),
+    arXiv:2112.02089; the seed "Gradient-Normalized Smoothness for Optimization with Approximate Hessians"
+    analyses it with approximate Hessians (claim ``gn-smoothness-linear-rate``).
+    """
+    return Recipe(
+        name="regularized_newton", chains={"*": chain(RegularizedNewton())}, defaults={"*": {"lr": 1.0}},
+        summary="gradient-regularised Newton: (H + √(L‖g‖)I)⁻¹g, dense or CG (needs step(closure), create_graph)",
+        paper="Mishchenko, Regularized Newton Method with Global O(1/k²) Convergence (SIAM J. Optim. 2023), "
+              "arXiv:2112.02089",
+        rule="λ = √(L‖g‖);  x ← x − lr·(H + λI)⁻¹g",
         needs=HVP)

@@ -15,7 +15,8 @@ import torch
 
 from .polyak import _flat, _write
 
-__all__ = ["sophia_step", "oasis_step", "sania_hutchinson_step", "mfac_step", "scaled_gd_step", "sfn_step"]
+__all__ = ["sophia_step", "oasis_step", "sania_hutchinson_step", "mfac_step", "scaled_gd_step", "sfn_step",
+           "regularized_newton_step"]
 
 
 def sophia_step(xs, gs, hvp, zs, state: dict, *, lr: float, betas=(0.965, 0.99), rho: float = 0.01,
@@ -109,3 +110,10 @@ def sfn_step(xs, gs, H: torch.Tensor, *, lr: float = 1.0, damp: float = 1.0) -> 
     x, g = _flat(xs), _flat(gs)
     lam, V = torch.linalg.eigh(H)
     _write(xs, x - lr * V @ ((V.T @ g) / (lam.abs() + damp)))
+
+
+def regularized_newton_step(xs, gs, H: torch.Tensor, *, lr: float = 1.0, lipschitz: float = 1.0) -> None:
+    """Gradient-regularised Newton (Mishchenko, arXiv:2112.02089): λ = √(L‖g‖);  x ← x − lr·(H + λI)⁻¹g."""
+    x, g = _flat(xs), _flat(gs)
+    lam = math.sqrt(lipschitz * float(g.norm()))
+    _write(xs, x - lr * torch.linalg.solve(H + lam * torch.eye(len(x), dtype=x.dtype), g))

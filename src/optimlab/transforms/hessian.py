@@ -24,7 +24,8 @@ from ..core.transform import Bucket, Transform
 from ..linalg.scaling import saturate, saturate_
 from .polyak import F_STAR, SaniaPolyak
 
-__all__ = ["probe", "hutchinson_diagonal", "SophiaClip", "Oasis", "SaniaHutchinson", "SaddleFreeNewton"]
+__all__ = ["probe", "hutchinson_diagonal", "SophiaClip", "Oasis", "SaniaHutchinson", "SaddleFreeNewton",
+           "RegularizedNewton"]
 
 SEED = HParam("int", 0, "seed of the Hutchinson probes (probes are a function of seed, step and parameter)",
               low=0)
@@ -263,4 +264,64 @@ class SaddleFreeNewton(Transform):
 
     def update(self, b: Bucket) -> None:
         u = b.ctx.shared("sfn.step", dict)
+        b.set_updates([saturate(u[id(p)], p.dtype).to(p.dtype) for p in b.params], owned=True)
+
+
+class RegularizedNewton(Transform):
+    """Gradient-regularised Newton (Mishchenko, "Regularized Newton Method with Global O(1/k²) Convergence",
+    arXiv:2112.02089; Doikov & Nesterov): ``u = (H + λ_k I)⁻¹g`` with ``λ_k = √(L·‖g‖)`` (all parameters as
+    one vector). Dense eigendecomposition of H when the parameter count is ≤ ``max_dense`` (H from as many
+    HVPs), else conjugate gradients on HVPs. Negative curvature (the methods are for convex f): the dense path
+    floors each eigenvalue of H + λI at λ; CG stops at the first direction of non-positive curvature."""
+
+    name = "regularized_newton"
+    rule = "λ = √(L‖g‖);  u ← (H + λI)⁻¹g  (dense eigh, or CG on HVPs)"
+    hparams = {"lipschitz": HParam("float", 10.0, "L, Lipschitz constant of the Hessian (loss per parameter³)",
+                                   low=0.0, low_open=True),
+               "max_dense": HParam("int", 100, "largest parameter count solved densely (H from that many HVPs)",
+                                   low=1),
+               "cg_iters": HParam("int", 20, "CG iterations beyond max_dense (HVPs per step)", low=1)}
+
+    def prepare(self, b: Bucket) -> None:
+        b.ctx.shared("grn.step", lambda: self._direction(b))
+
+    @staticmethod
+    def _direction(b: Bucket) -> dict[int, Tensor]:
+        from ..diagnostics.operators import flatten
+
+        ctx, params = b.ctx, b.ctx.params
+        g = flatten([p.grad.detach() if p.grad is not None else None for p in params], params, torch.float64)
+        norm = float(g.norm())
+        out = torch.zeros_like(g)
+        if norm > 0 and math.isfinite(norm):
+            lam = math.sqrt(b.group["lipschitz"] * norm)
+            op = ctx.hessian_operator()
+            if op.dim <= b.group["max_dense"]:
+                H = op.to_dense().to(torch.float64)
+                w, V = torch.linalg.eigh(0.5 * (H + H.T))
+                w = torch.nan_to_num(w, nan=0.0, posinf=1e300, neginf=-1e300)
+                out = V @ ((V.T @ g) / (w + lam).clamp_min(lam))
+            else:
+                out = RegularizedNewton._cg(op, g, lam, b.group["cg_iters"])
+        return {id(p): c.view(p.shape) for p, c in zip(params, torch.split(out, [q.numel() for q in params]))}
+
+    @staticmethod
+    def _cg(op: Any, g: Tensor, lam: float, iters: int) -> Tensor:
+        x, r = torch.zeros_like(g), g.clone()
+        p, rr = r.clone(), float(r @ r)
+        for _ in range(iters):
+            Ap = op.matvec(p.to(op.dtype)).to(torch.float64) + lam * p
+            pAp = float(p @ Ap)
+            if not pAp > 0:
+                return x if x.any() else g / lam
+            a = rr / pAp
+            x, r = x + a * p, r - a * Ap
+            rr_new = float(r @ r)
+            if rr_new <= 1e-20 * float(g @ g):
+                break
+            p, rr = r + (rr_new / rr) * p, rr_new
+        return x
+
+    def update(self, b: Bucket) -> None:
+        u = b.ctx.shared("grn.step", dict)
         b.set_updates([saturate(u[id(p)], p.dtype).to(p.dtype) for p in b.params], owned=True)
