@@ -60,7 +60,7 @@ def test_every_scheduler_drives_every_optimizer(sched):
             for _ in range(3):
                 opt.zero_grad()
                 loss = model(x).pow(2).mean()
-                loss.backward()
+                loss.backward(create_graph="hvp" in opt.recipe.needs)  # HVP-taking recipes (sophia_h...)
                 opt.step(lambda loss=loss: loss)  # closure-needing recipes (sps, aegd...) read the loss
                 s.step(loss.item()) if sched == "ReduceLROnPlateau" else s.step()
                 lrs.append(opt.param_groups[0]["lr"])

@@ -24,6 +24,11 @@ WP1 = ["ghosts-safe-radius", "ghosts-controller-lr-spike", "ghosts-temperature-s
        "udog-convex", "polyak-momentum-insensitive", "sania-scale-invariance", "aegd-energy-stability",
        "ngd-generalized-smooth-rate", "rmsprop-generalized-smooth", "fd-gr-rich-regime", "asgd-subspace-bias",
        "move-on-muon-dissipation"]
+               "mfac-exact-linear-cost", "scaledgd-log-kappa", "bias-correction-coupling",
+               "egn-exact-linear-rate", "gn-smoothness-linear-rate", "sfn-escapes-saddle"]
+PENDING: list[str] = ["tngd-equals-ngd",
+                       "polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
+                       "accelerated-inexact-second-order"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

@@ -12,6 +12,8 @@ from models import mlp, regression_batches
 NAMES = optimlab.available()
 # recipes whose step() needs the closure (the loss value, re-evaluation, HVPs) are stepped with one
 NEEDS_CLOSURE = {n for n in NAMES if optimlab.describe(n).needs & {"loss", "reevaluate", "hvp"}}
+# recipes that take Hessian-vector products: their closures call backward(create_graph=True)
+NEEDS_HVP = {n for n in NAMES if "hvp" in optimlab.describe(n).needs}
 
 
 def step(opt, closure):
@@ -39,7 +41,7 @@ def train(model, opt, steps, data):
         def closure(batch=batch):
             opt.zero_grad()
             loss = loss_of(model, batch)
-            loss.backward()
+            loss.backward(create_graph=opt.name in NEEDS_HVP)
             return loss
 
         step(opt, closure)
@@ -107,7 +109,7 @@ def test_closure_grad_untouched_and_none_grads_skipped(name):
     def closure():
         opt.zero_grad()
         loss = loss_of(model, (x, y))
-        loss.backward()
+        loss.backward(create_graph=name in NEEDS_HVP)
         frozen.grad = None
         return loss
 
@@ -153,7 +155,7 @@ def test_nonfinite_gradient_policy(name):
     def closure():
         model.zero_grad()
         loss = loss_of(model, (x, y))
-        loss.backward()
+        loss.backward(create_graph=name in NEEDS_HVP)
         model[0].bias.grad[0] = float("nan")
         return loss
 

@@ -87,17 +87,41 @@ def problems(model, opt):
     return bad
 
 
+def hvp_closure(model, scale, step, dtype):
+    """For recipes that take HVPs: f = 1 + Σ⟨G, x − x₀⟩ + ½‖x − x₀‖² at x = x₀, so ∇f = G (set_grads') with a
+    graph, and H = I."""
+    set_grads(model, scale, step, dtype)
+    G = [p.grad for p in model.parameters()]
+
+    def closure():
+        loss = torch.ones((), dtype=dtype)
+        for p, g in zip(model.parameters(), G):
+            p.grad = None
+            d = p - p.detach()
+            loss = loss + (d * g).sum() + 0.5 * d.square().sum()
+        loss.backward(create_graph=True)
+        return loss
+    return closure
+
+
 def run(name, scale, dtype, steps=2):
     torch.manual_seed(0)
     model = Net().to(dtype)
     opt = optimlab.create(model, name)
     loss = torch.tensor(1.0, dtype=dtype)  # recipes that read the loss (sps, aegd...) get f = 1 from a closure
+    hvp = "hvp" in opt.recipe.needs
     try:
         for t in range(steps):
+            if hvp:
+                opt.step(hvp_closure(model, scale, t, dtype))
+                continue
             set_grads(model, scale, t, dtype)
             opt.step(lambda: loss)
-        set_grads(model, 1.0, steps, dtype)  # and back to ordinary gradients
-        opt.step(lambda: loss)
+        if hvp:
+            opt.step(hvp_closure(model, 1.0, steps, dtype))
+        else:
+            set_grads(model, 1.0, steps, dtype)  # and back to ordinary gradients
+            opt.step(lambda: loss)
     except FloatingPointError as e:  # the allowed refusal: loud, and naming the optimizer
         assert name in str(e), f"{name}: FloatingPointError does not name the optimizer: {e}"
         return []

@@ -104,7 +104,8 @@ def describe(name: str) -> Description:
             + ("" if chain._apply else ";  p ← p − lr·u"),
             "main": recipe.is_main(role),
             "hparams": {k: (defaults[k], s.doc, s.range_text()) for k, s in chain.hparams.items()},
-            "state_bytes": sum(v.numel() * v.element_size() for v in state.values()) / probe.numel(),
+            "state_bytes": sum(v.numel() * v.element_size() for v in state.values()
+                               if isinstance(v, torch.Tensor)) / probe.numel(),
         }
     return Description(name, recipe.summary, recipe.rule, recipe.paper, roles, recipe.needs)
 

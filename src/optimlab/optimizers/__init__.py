@@ -9,3 +9,4 @@ from . import parameter_free, polyak, energy  # noqa: F401  (closure-aware and s
 from . import classic, first_order, orthogonal_momentum  # noqa: F401
 from . import reevaluated  # noqa: F401  (FD-GR, IGT, O2NC, SPIDER-NGD, SMB: a second gradient per step)
 from . import shampoo  # noqa: F401  (Kronecker-factored preconditioners)
+from . import curvature  # noqa: F401  (Hutchinson-HVP methods)

@@ -9,6 +9,9 @@ adam-fails-amsgrad-converges, muon-associative-memory, incremental-rank-learning
 grokking-modular-arithmetic, sgd-trace-bound,
 natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, hessian-fitting-lie-linear,
 psgd-vs-tuned-adamw, asgo-vs-tuned-adamw. The rest are registered as pending (see ``pending``).
+natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, mfac-exact-linear-cost,
+scaledgd-log-kappa, bias-correction-coupling, egn-exact-linear-rate, gn-smoothness-linear-rate,
+sfn-escapes-saddle. The rest are registered as pending (see ``pending``).
 """
 from __future__ import annotations
 
@@ -26,6 +29,9 @@ from . import ghosts  # noqa: F401
 from . import stepsize_rules, stepsize_checks, smoothness  # noqa: F401
 from . import hessian_fitting  # noqa: F401
 from . import preconditioners  # noqa: F401
+from . import curvature  # noqa: F401
+from . import gauss_newton  # noqa: F401
+from . import saddle  # noqa: F401
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 
