@@ -7,3 +7,4 @@ from . import schedule_free, symmetry  # noqa: F401
 from . import muon_backends  # noqa: F401
 from . import parameter_free, polyak, energy  # noqa: F401  (closure-aware and step-size rules)
 from . import classic, first_order, orthogonal_momentum  # noqa: F401
+from . import projected  # noqa: F401  (low-rank projected: GaLore, DCT, OSD, SNSM)
