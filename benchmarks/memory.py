@@ -5,7 +5,9 @@ Memory part: each (optimizer, width) runs in a fresh subprocess (1 thread). It b
 state), runs one forward/backward (gradients allocated), then resets the kernel's peak-RSS counter
 (``/proc/self/clear_refs`` ← 5) and records VmRSS, runs ``--steps`` training steps, and reads VmHWM from
 ``/proc/self/status``: ``peak_delta`` = VmHWM − VmRSS before the steps (state, temporaries, activations).
-``ru_maxrss`` (the process's whole peak) is reported too. Two baselines run the same loop without an
+``ru_maxrss`` (the process's whole peak) is reported too. Every worker runs with glibc's
+``MALLOC_MMAP_THRESHOLD_=65536`` so that freed large blocks go back to the OS and the high-water mark counts
+live memory, not allocator caching. Two baselines run the same loop without an
 optimizer: ``(fwd+bwd)`` and ``(forward)`` (``torch.no_grad``, no gradients), the reference for
 zeroth-order methods, whose steps evaluate the loss only. State bytes are the tensors the optimizer holds
 (``optimlab.core.state_bytes``), per parameter of the whole model and of the matrix role alone.
@@ -143,7 +145,10 @@ def measure_refresh(ns: list[int], repeats: int) -> list[dict]:
 
 
 def _env() -> dict:
-    return {**{k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}, "OMP_NUM_THREADS": "1"}
+    # a fixed mmap threshold: glibc's dynamic one keeps freed blocks up to 32 MB in the heap after the
+    # first free, so the high-water mark would count allocator caching, differently for each optimizer
+    return {**{k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}, "OMP_NUM_THREADS": "1",
+            "MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
 def _worker(args: list[str], opts: argparse.Namespace) -> dict:

@@ -104,8 +104,8 @@ class SVDProjector(Projector):
             iters = group["proj_iters"]
             warm = [i for i in due if steps[i] > 1] if iters > 0 else []
             cold = [i for i in due if i not in warm]
-            if cold:
-                Q[cold] = svd_basis(Gs[cold], r, transposed)
+            for i in cold:  # one matrix at a time: the SVD's workspace is one matrix, not the bucket
+                Q[i] = svd_basis(Gs[i:i + 1], r, transposed)[0]
             if warm:
                 Q[warm] = power_basis(Xs[warm], Q[warm], iters)
             _write(states, key, Q[due], due)
@@ -130,7 +130,7 @@ class DCTProjector(Projector):
         r = int(round(float(masks[0].sum())))
         due = [i for i, t in enumerate(steps) if refresh_due(t, group["update_proj_gap"])]
         if due:
-            idx = dct_select(Xs[due], r)
+            idx = torch.cat([dct_select(Xs[i:i + 1], r) for i in due])  # X C: one matrix at a time
             new = torch.zeros(len(due), N, dtype=masks.dtype, device=masks.device).scatter_(-1, idx, 1.0)
             _write(states, key, new, due)
             masks[due] = new
@@ -163,30 +163,28 @@ class OSDProjector(Projector):
         r = Q.shape[-1]
         first = [i for i, t in enumerate(steps) if t == 1]
         if first:
-            Q[first] = svd_basis(Gs[first], r, transposed)
+            for i in first:
+                Q[i] = svd_basis(Gs[i:i + 1], r, transposed)[0]
             _write(states, key, Q[first], first)
             Q = torch.stack([s[key] for s in states]).to(Xs.dtype)
-        later = [i for i, t in enumerate(steps) if t > 1]
-        if later:
-            self._learn(Xs[later], Q[later], [states[i] for i in later], [steps[i] - 1 for i in later],
-                        group["proj_lr"], prefix)
+        for i, t in enumerate(steps):
+            if t > 1:  # one matrix at a time: the loss gradient's temporaries are one matrix, not the bucket
+                self._learn(Xs[i], Q[i], states[i], t - 1, group["proj_lr"], prefix)
         return Q  # the basis before this step's update, as the reference code projects with it
 
     @staticmethod
-    def _learn(Xs: Tensor, Q: Tensor, states: list[dict], ts: list[int], lr: float, prefix: str) -> None:
-        """One torch.optim.AdamW step (β = (0.9, 0.999), ε = 1e-8, λ = 0.01) on the basis, step count ``ts``."""
-        grad = osd_basis_grad(Xs, Q)
+    def _learn(Xs: Tensor, Q: Tensor, st: dict, t: int, lr: float, prefix: str) -> None:
+        """One torch.optim.AdamW step (β = (0.9, 0.999), ε = 1e-8, λ = 0.01) on the basis, step count ``t``."""
+        g = osd_basis_grad(Xs, Q)
         b1, b2 = _OSD_BETAS
-        for i, st in enumerate(states):
-            q, m, v = st[f"{prefix}basis"], st[f"{prefix}basis_exp_avg"], st[f"{prefix}basis_exp_avg_sq"]
-            g, t = grad[i], ts[i]
-            qw, mw, vw = q.to(g.dtype), m.to(g.dtype), v.to(g.dtype)
-            qw.mul_(1 - lr * _OSD_WD)
-            mw.lerp_(g, 1 - b1)
-            vw.mul_(b2).addcmul_(g, g, value=1 - b2)
-            den = (vw.sqrt() / math.sqrt(1 - b2**t)).add_(_OSD_EPS)
-            qw.addcdiv_(mw, den, value=-lr / (1 - b1**t))
-            q.copy_(qw), m.copy_(mw), v.copy_(vw)
+        q, m, v = st[f"{prefix}basis"], st[f"{prefix}basis_exp_avg"], st[f"{prefix}basis_exp_avg_sq"]
+        qw, mw, vw = q.to(g.dtype), m.to(g.dtype), v.to(g.dtype)
+        qw.mul_(1 - lr * _OSD_WD)
+        mw.lerp_(g, 1 - b1)
+        vw.mul_(b2).addcmul_(g, g, value=1 - b2)
+        den = (vw.sqrt() / math.sqrt(1 - b2**t)).add_(_OSD_EPS)
+        qw.addcdiv_(mw, den, value=-lr / (1 - b1**t))
+        q.copy_(qw), m.copy_(mw), v.copy_(vw)
 
 
 class Projected(Transform):
@@ -233,12 +231,14 @@ class Projected(Transform):
         g, p0 = b.group, b.params[0]
         wd = work_dtype(p0.dtype)
         M, N, tr = oriented_shape(p0)
+        # G is this step's own copy: scaled in place, then overwritten by the update rotated back, so the
+        # step holds one bucket-sized temporary (plus one matrix during a refresh), like a gradient copy
         G = torch.stack([matrix_view(x).to(wd) for x in b.updates])
         f = pow2_scale(G)
-        Gs = G * f
-        Xs = Gs.mT if tr else Gs
+        G.mul_(f)
+        Xs = G.mT if tr else G
         pre = f"{self.name}."
-        Q = self.projector.basis(Xs, Gs, tr, b.states, b.steps, g, pre)
+        Q = self.projector.basis(Xs, G, tr, b.states, b.steps, g, pre)
         R = saturate((Xs @ Q) / f, p0.dtype)  # (B, M, r)
         Rn = R.mT if tr else R
         # the inner chain sees the projected update and its own state, as if it were the parameter
@@ -255,6 +255,13 @@ class Projected(Transform):
         U = torch.stack([x.to(wd) for x in inner.updates])
         U = U.mT if tr else U  # (B, M, r)
         fu = pow2_scale(U)
-        V = saturate(((U * fu) @ Q.mT) / fu * g["proj_scale"], p0.dtype)  # (B, M, N)
-        V = V.mT if tr else V
-        b.set_updates([v.to(p0.dtype).reshape(p.shape) for v, p in zip(V.unbind(0), b.params)], owned=True)
+        U = U * fu
+        # natural orientation: U Qᵀ (m ≥ n) or (U Qᵀ)ᵀ = Q Uᵀ, written into G
+        if tr:
+            torch.matmul(Q, U.mT, out=G)
+        else:
+            torch.matmul(U, Q.mT, out=G)
+        G.div_(fu).mul_(g["proj_scale"])
+        m = 0.5 * torch.finfo(p0.dtype).max
+        G.clamp_(-m, m)
+        b.set_updates([v.to(p0.dtype).reshape(p.shape) for v, p in zip(G.unbind(0), b.params)], owned=True)

@@ -71,51 +71,57 @@ class SubsetNormMomentum(Transform):
         beta1, beta2 = g["betas"]
         wd = work_dtype(p0.dtype)
         M, N, tr = oriented_shape(p0)
+        # G is this step's own copy, scaled and then overwritten by the update in place: one bucket-sized
+        # temporary, as a gradient copy
         G = torch.stack([matrix_view(x).to(wd) for x in b.updates])
         X = G.mT if tr else G  # (B, M, N)
         v = b.state(self, "exp_avg_sq")
-        # the sum of squares runs unscaled (an overflow gives +inf, as Adam's exp_avg_sq in torch)
-        V = torch.stack([x.to(wd) for x in v]).mul_(beta2).add_(X.square().sum(-1), alpha=1 - beta2)
-        f = pow2_scale(X)
-        Xs = X * f
+        # the sum of squares of the unscaled rows (an overflow gives +inf, as Adam's exp_avg_sq in torch)
+        V = torch.stack([x.to(wd) for x in v]).mul_(beta2).add_(
+            torch.linalg.vector_norm(X, dim=-1).square(), alpha=1 - beta2)
+        f = pow2_scale(G)
+        G.mul_(f)  # X·f from here on
         ms = b.state(self, "exp_avg")
         m = torch.stack([x.to(wd) for x in ms])
         m = m.mT if tr else m  # tall: (B, M, r) or (B, M, N)
         if self.subspace:
-            Q = self._basis(b, X, Xs, G * f, tr)
+            Q = self._basis(b, X, G, tr)
             for i, t in enumerate(b.steps):
                 if t > 1 and refresh_due(t, g["update_proj_gap"]):
                     m[i].zero_()
-            Rs = Xs @ Q
+            Rs = X @ Q
             m.lerp_(saturate(Rs / f, p0.dtype), 1 - beta1)
-            num_s = Xs + (m * f - Rs) @ Q.mT  # (m Qᵀ + X − R Qᵀ)·f
+            D = m * f - Rs  # num·f = X·f + D Qᵀ (m Qᵀ + X − R Qᵀ, scaled)
+            if tr:
+                G.baddbmm_(Q, D.mT)
+            else:
+                G.baddbmm_(D, Q.mT)
         else:
-            m.lerp_(saturate(X, p0.dtype), 1 - beta1)
-            num_s = m * f
-        den_s = V.sqrt().unsqueeze(-1) * f + scaled_eps(g["eps"], f, wd, floor=True)
-        U = num_s / den_s  # the scale f cancels; +inf in v gives 0
+            m.lerp_(saturate(X / f, p0.dtype), 1 - beta1)
+            G.copy_((m.mT if tr else m) * f)
+        den = V.sqrt().unsqueeze(-1) * f + scaled_eps(g["eps"], f, wd, floor=True)  # (B, M, 1)
+        G.div_(den.mT if tr else den)  # the scale f cancels; +inf in v gives 0
         for x, new in zip(v, V.unbind(0)):
             x.copy_(new)
         for x, new in zip(ms, (m.mT if tr else m).unbind(0)):
             x.copy_(saturate(new, x.dtype))
-        U = U.mT if tr else U
-        b.set_updates([u.to(p0.dtype).reshape(p.shape) for u, p in zip(U.unbind(0), b.params)], owned=True)
+        b.set_updates([u.to(p0.dtype).reshape(p.shape) for u, p in zip(G.unbind(0), b.params)], owned=True)
         b.scale_by([math.sqrt(1 - beta2**t) / (1 - beta1**t) for t in b.steps])
 
-    def _basis(self, b: Bucket, X, Xs, Gs, tr) -> torch.Tensor:
+    def _basis(self, b: Bucket, Xs, Gs, tr) -> torch.Tensor:
         g = b.group
         qs = b.state(self, "basis")
-        Q = torch.stack([x.to(X.dtype) for x in qs])
+        Q = torch.stack([x.to(Xs.dtype) for x in qs])
         due = [i for i, t in enumerate(b.steps) if refresh_due(t, g["update_proj_gap"])]
         if due:
             r = Q.shape[-1]
             warm = [i for i in due if b.steps[i] > 1] if g["proj_iters"] > 0 else []
             cold = [i for i in due if i not in warm]
-            if cold:
-                Q[cold] = svd_basis(Gs[cold], r, tr)
+            for i in cold:  # one matrix at a time: the SVD's workspace is one matrix, not the bucket
+                Q[i] = svd_basis(Gs[i:i + 1], r, tr)[0]
             if warm:
                 Q[warm] = power_basis(Xs[warm], Q[warm], g["proj_iters"])
             for i in due:
                 qs[i].copy_(Q[i])
-            Q = torch.stack([x.to(X.dtype) for x in qs])
+            Q = torch.stack([x.to(Xs.dtype) for x in qs])
         return Q

@@ -7,7 +7,8 @@
 Implemented (in this order): gd-edge-of-stability, adam-edge-of-stability, zo-stability-boundary,
 adam-fails-amsgrad-converges, muon-associative-memory, incremental-rank-learning,
 grokking-modular-arithmetic, sgd-trace-bound,
-natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd. The rest are registered as pending (see ``pending``).
+natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, dct-vs-svd-projection,
+snsm-memory, osd-between-adamw-and-galore. The rest are registered as pending (see ``pending``).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from . import sgd_trace  # noqa: F401
 from . import natural_gradient  # noqa: F401
 from . import muon_family  # noqa: F401
 from . import dog  # noqa: F401
+from . import lowrank  # noqa: F401
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 
