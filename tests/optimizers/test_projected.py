@@ -189,3 +189,33 @@ def test_inner_state_has_the_projected_shape_and_vectors_are_refused():
     v.grad = torch.randn(5)
     with pytest.raises(ValueError, match="matrix parameters"):
         opt.step()
+
+
+def test_any_inner_chain_full_rank_projected_muon_is_muon():
+    """Muon's chain inside the projector: at full rank with a fixed orthogonal basis Q, polar(X Q) Qᵀ =
+    polar(X) and the momentum of X Q is the momentum of X times Q, so the step is Muon's."""
+    from optimlab.core.engine import ChainOptimizer
+    from optimlab.core.transform import chain
+    from optimlab.optimizers.muon import muon
+    from optimlab.transforms import DecoupledDecay, EMAMomentum, Orthogonalize, ScaleByShape
+    from optimlab.transforms.projected import Projected, SVDProjector
+
+    inner = [EMAMomentum(), Orthogonalize(), ScaleByShape()]
+    recipe = muon().replace("projected_muon", chains={"matrix": chain(Projected("galore", SVDProjector(), inner),
+                                                                      DecoupledDecay())})
+    hp = dict(lr=0.02, momentum=0.9, weight_decay=0.1, ortho_backend="svd")
+    ours, theirs = params([(10, 6), (5, 9)]), None
+    theirs = [nn.Parameter(p.detach().clone()) for p in ours]
+    opt = ChainOptimizer([{"params": ours, "role": "matrix", **hp, "rank_fraction": 1.0, "proj_scale": 1.0,
+                           "update_proj_gap": 1000}], recipe)
+    ref = optimlab.create([{"params": theirs, "role": "matrix"}], "muon", **hp)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(6):
+        for a, b in zip(ours, theirs):
+            a.grad = torch.randn(a.shape, generator=g, dtype=F64)
+            b.grad = a.grad.clone()
+        opt.step()
+        ref.step()
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert opt.state[ours[0]]["galore.momentum.momentum_buffer"].shape == (10, 6)
