@@ -47,7 +47,11 @@ def test_registry_lists_every_claim():
         assert (claim.experiment is None) == (claim.id in PENDING)
 
 
-@pytest.mark.parametrize("claim_id", IMPLEMENTED)
+SLOW_FAST_PROTOCOLS = {"osd-between-adamw-and-galore"}  # ~20 s on 2 idle cores: run with -m slow
+
+
+@pytest.mark.parametrize("claim_id", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_FAST_PROTOCOLS else c
+                                      for c in IMPLEMENTED])
 def test_fast_protocol_gives_a_verdict_with_finite_evidence_and_a_png(claim_id, out_dir):
     ev = fast_evidence(claim_id, out_dir)
     assert ev.claim_id == claim_id and ev.fast
