@@ -18,7 +18,8 @@ def stepped(name, params_or_groups, steps=2):
         def closure():
             opt.zero_grad()
             loss = sum(((p - 0.3) ** 2).sum() for p in ps)
-            loss.backward()
+            if torch.is_grad_enabled():  # a gradient-free (zeroth-order) step may evaluate under no_grad
+                loss.backward()
             return loss
         opt.step(closure)
     return opt
