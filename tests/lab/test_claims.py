@@ -18,6 +18,7 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "grokking-modular-arithmetic", "sgd-trace-bound", "natural-gradient-scaling-exponent",
                "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd",
                "hessian-fitting-lie-linear", "psgd-vs-tuned-adamw", "asgo-vs-tuned-adamw"]
+               "dct-vs-svd-projection", "snsm-memory", "osd-between-adamw-and-galore"]
 PENDING: list[str] = []
 # the closure-aware engine's claims: their fast protocols are run in test_claims_wp1.py
 WP1 = ["ghosts-safe-radius", "ghosts-controller-lr-spike", "ghosts-temperature-spread", "l-dog-vs-tuned",
@@ -57,7 +58,11 @@ def test_registry_lists_every_claim():
         assert (claim.experiment is None) == (claim.id in PENDING)
 
 
-@pytest.mark.parametrize("claim_id", IMPLEMENTED)
+SLOW_FAST_PROTOCOLS = {"osd-between-adamw-and-galore"}  # ~20 s on 2 idle cores: run with -m slow
+
+
+@pytest.mark.parametrize("claim_id", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_FAST_PROTOCOLS else c
+                                      for c in IMPLEMENTED])
 def test_fast_protocol_gives_a_verdict_with_finite_evidence_and_a_png(claim_id, out_dir):
     ev = fast_evidence(claim_id, out_dir)
     assert ev.claim_id == claim_id and ev.fast

@@ -17,6 +17,7 @@ from .hparams import validate
 from .recipe import Recipe
 from .roles import BLOCKS_KEY, FINE_ROLES, ROLES, RoleWarning, assign_roles
 from .routing import check_row_blocks, route_params
+from .state_bytes import tensor_bytes
 
 __all__ = ["register", "available", "describe", "create", "get_recipe", "Description"]
 
@@ -81,7 +82,8 @@ class Description:
             tag = "" if info["main"] else "  (set with per_role=)"
             out.append(f"role {role}: {info['chain']}{tag}")
             out.append(f"  rule: {info['rule']}")
-            out.append(f"  optimizer state: {info['state_bytes']:g} bytes per parameter (fp32 params)")
+            out.append(f"  optimizer state: {info['state_bytes']:g} bytes per parameter (fp32, on an 8 × 8 parameter; "
+                       f"optimlab.core.state_bytes for other shapes)")
             for k, (default, doc, rng) in info["hparams"].items():
                 r = f" in {rng}" if rng else ""
                 out.append(f"  {k:<16} = {default!r:<14} {doc}{r}")
@@ -106,6 +108,7 @@ def describe(name: str) -> Description:
             "hparams": {k: (defaults[k], s.doc, s.range_text()) for k, s in chain.hparams.items()},
             "state_bytes": sum(v.numel() * v.element_size() for v in state.values()
                                if isinstance(v, torch.Tensor)) / probe.numel(),
+            "state_bytes": tensor_bytes(state.values()) / probe.numel(),
         }
     return Description(name, recipe.summary, recipe.rule, recipe.paper, roles, recipe.needs)
 

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 import optimlab
+from optimlab.core.state_bytes import held_state_bytes
 
 from . import checkpoint as checkpoint_codec
 from . import steplog
@@ -87,13 +88,8 @@ class RunResult:
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes of every tensor held in ``optimizer.state`` (moment buffers, step counters...)."""
-    total = 0
-    for state in optimizer.state.values():
-        for value in state.values():
-            if isinstance(value, torch.Tensor):
-                total += value.numel() * value.element_size()
-    return total
+    """Bytes of every tensor held in ``optimizer.state`` (moment buffers, bases, tensor step counters)."""
+    return held_state_bytes(optimizer).total
 
 
 def summarize(metrics: Mapping[str, list[tuple[int, float]]], steps: int) -> dict[str, float]:

@@ -12,6 +12,8 @@ psgd-vs-tuned-adamw, asgo-vs-tuned-adamw. The rest are registered as pending (se
 natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, mfac-exact-linear-cost,
 scaledgd-log-kappa, bias-correction-coupling, egn-exact-linear-rate, gn-smoothness-linear-rate,
 sfn-escapes-saddle. The rest are registered as pending (see ``pending``).
+natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, dct-vs-svd-projection,
+snsm-memory, osd-between-adamw-and-galore. The rest are registered as pending (see ``pending``).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from . import preconditioners  # noqa: F401
 from . import curvature  # noqa: F401
 from . import gauss_newton  # noqa: F401
 from . import saddle  # noqa: F401
+from . import lowrank  # noqa: F401
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 
