@@ -16,7 +16,9 @@ from optimlab.lab.claims import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_
 IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-boundary",
                "adam-fails-amsgrad-converges", "muon-associative-memory", "incremental-rank-learning",
                "grokking-modular-arithmetic", "sgd-trace-bound", "natural-gradient-scaling-exponent",
-               "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd"]
+               "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd",
+               "bloop-constrained-solution", "upgrad-nonconflict", "constrained-rich-parametrization",
+               "ift-hypergradient-cost", "f2sa-hypercleaning", "truncated-backprop-half"]
 PENDING: list[str] = []
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,8 @@
 Implemented (in this order): gd-edge-of-stability, adam-edge-of-stability, zo-stability-boundary,
 adam-fails-amsgrad-converges, muon-associative-memory, incremental-rank-learning,
 grokking-modular-arithmetic, sgd-trace-bound,
-natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd. The rest are registered as pending (see ``pending``).
+natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, the gradient-combining,
+bilevel and continual-learning claims (combine, bilevel, continual). The rest are registered as pending (see ``pending``).
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from . import sgd_trace  # noqa: F401
 from . import natural_gradient  # noqa: F401
 from . import muon_family  # noqa: F401
 from . import dog  # noqa: F401
+from . import combine  # noqa: F401
+from . import bilevel  # noqa: F401
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 
