@@ -18,7 +18,7 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "grokking-modular-arithmetic", "sgd-trace-bound", "natural-gradient-scaling-exponent",
                "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd",
                "bloop-constrained-solution", "upgrad-nonconflict", "constrained-rich-parametrization",
-               "ift-hypergradient-cost", "f2sa-hypercleaning", "truncated-backprop-half"]
+               "ift-hypergradient-cost", "f2sa-hypercleaning", "truncated-backprop-half", "stability-gap"]
 PENDING: list[str] = []
 PNG = b"\x89PNG\r\n\x1a\n"
 

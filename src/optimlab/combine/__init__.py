@@ -12,9 +12,11 @@ a stored basis). See docs/combine.md.
 from .base import Combiner
 from .bloop import Bloop
 from .jacobian import jacobian, per_sample_jacobian, write_grad
+from .orthogonal import OrthogonalProjection, ogd_directions
 from .primal_dual import PrimalDual
 from .simple import ODICE, PCGrad, Sum
 from .upgrad import UPGrad, iwrm_backward, upgrad_weights
 
 __all__ = ["Combiner", "Sum", "PCGrad", "Bloop", "UPGrad", "ODICE", "PrimalDual", "iwrm_backward",
-           "upgrad_weights", "jacobian", "per_sample_jacobian", "write_grad"]
+           "upgrad_weights", "jacobian", "per_sample_jacobian", "write_grad", "OrthogonalProjection",
+           "ogd_directions"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sum_ref", "pcgrad_ref", "bloop_ref", "odice_ref", "primal_dual_ref", "upgrad_ref"]
+__all__ = ["sum_ref", "pcgrad_ref", "bloop_ref", "odice_ref", "primal_dual_ref", "upgrad_ref", "orthogonal_projection_ref"]
 
 
 def sum_ref(grads):
@@ -77,3 +77,19 @@ def upgrad_ref(grads, pref=None):
                        method="SLSQP", options={"ftol": 1e-14, "maxiter": 500})
         d = d + pref[i] * res.x
     return d
+
+
+def orthogonal_projection_ref(basis_vectors, g, tol=1e-6):
+    """Gram–Schmidt the stored vectors one by one (re-orthogonalised twice), then g − Σ ⟨g, q⟩ q."""
+    qs = []
+    for v in basis_vectors:
+        r = v.copy()
+        for _ in range(2):
+            for q in qs:
+                r = r - np.dot(r, q) * q
+        if np.linalg.norm(r) > tol * np.linalg.norm(v):
+            qs.append(r / np.linalg.norm(r))
+    out = g.copy()
+    for q in qs:
+        out = out - np.dot(g, q) * q
+    return out

@@ -24,6 +24,7 @@ from . import muon_family  # noqa: F401
 from . import dog  # noqa: F401
 from . import combine  # noqa: F401
 from . import bilevel  # noqa: F401
+from . import continual  # noqa: F401
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 

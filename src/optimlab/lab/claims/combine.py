@@ -186,7 +186,7 @@ def _fair_run(seed: int, width: int, steps: int) -> dict[str, Any]:
         gap = p[g1].mean() - p[g0].mean()
         pd.backward([F.binary_cross_entropy_with_logits(out, y), gap, -gap], model)
         opt.step()
-        curve.append(max(0.0, abs(float(gap)) - LEVEL))
+        curve.append(max(0.0, abs(float(gap.detach())) - LEVEL))
     with torch.no_grad():
         out = model(X).squeeze(1)
         p = torch.sigmoid(out)
