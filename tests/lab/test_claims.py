@@ -19,7 +19,9 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd",
                "bloop-constrained-solution", "upgrad-nonconflict", "constrained-rich-parametrization",
                "ift-hypergradient-cost", "f2sa-hypercleaning", "truncated-backprop-half", "stability-gap"]
-PENDING: list[str] = []
+PENDING: list[str] = ["bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",
+                      "moreau-blo-stationarity", "stableun-relearning", "uno-unlearning-speed", "rogo-vs-gpm",
+                      "proxy-prox-point-calls"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
