@@ -60,3 +60,20 @@ def test_run_continual_bad_input():
         run_continual([])
     with pytest.raises(ValueError, match="steps_per_task"):
         run_continual(split_digits(0, 1), steps_per_task=0)
+
+
+def test_continual_digits_task_switches_tasks_and_scores_each():
+    from optimlab.lab.tasks import get_task
+
+    task = get_task("continual_digits", steps_per_task=10, replay=5)
+    inst = task.build(0)
+    x0, y0 = inst.batch(0)
+    assert set(y0.tolist()) <= {0, 1} and len(y0) == 32
+    x1, y1 = inst.batch(12)  # task 2: half new (2, 3), half replayed from task 1's memory
+    assert set(y1[:16].tolist()) <= {2, 3} and set(y1[16:].tolist()) <= {0, 1}
+    assert set(inst.batch(1000)[1][:16].tolist()) <= {8, 9}  # past the end: the last task
+    m = inst.evaluate()
+    assert list(m)[:2] == ["eval_loss", "average_accuracy"]
+    assert m["average_accuracy"] == pytest.approx(sum(m[f"acc_task{k}"] for k in range(1, 6)) / 5)
+    with pytest.raises(ValueError, match="variant"):
+        get_task("continual_digits", variant="permuted")
