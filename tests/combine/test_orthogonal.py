@@ -54,3 +54,30 @@ def test_ogd_directions_are_true_class_logit_gradients():
         model(x[i:i + 1])[0, y[i]].backward()
         want = torch.cat([model.weight.grad.reshape(-1), model.bias.grad])
         torch.testing.assert_close(J[i], want)
+
+
+def test_gpm_keeps_earlier_inputs_outputs_fixed_and_resumes():
+    from optimlab.combine import GPMProjection
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    # task inputs in a 3-dimensional subspace of R^6
+    X = torch.randn(40, 3) @ torch.randn(3, 6)
+    gpm = GPMProjection(model, threshold=0.999)
+    sizes = gpm.update(model, X)
+    assert sizes["0"] == 3  # the input space's rank (threshold close to 1)
+    before = model[0](X).detach()
+    nn.functional.cross_entropy(model(torch.randn(8, 6)), torch.randint(0, 3, (8,))).backward()
+    gpm.project_grad_()
+    with torch.no_grad():
+        model[0].weight.sub_(0.5 * model[0].weight.grad)
+    torch.testing.assert_close(model[0](X) - model[0].bias, before - model[0].bias, atol=1e-5, rtol=1e-5)
+    other = GPMProjection(model, threshold=0.999)
+    other.load_state_dict(gpm.state_dict())
+    assert all(torch.equal(other.bases[n], gpm.bases[n]) for n in gpm.bases)
+    bad = gpm.state_dict()
+    bad["bases"] = {"0": torch.ones(6, 2, dtype=torch.float64)}
+    with pytest.raises(ValueError, match="not orthonormal"):
+        other.load_state_dict(bad)
+    with pytest.raises(ValueError, match="threshold"):
+        GPMProjection(model, threshold=1.5)

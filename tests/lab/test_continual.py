@@ -50,6 +50,8 @@ def test_run_continual_evaluates_every_task_every_step_and_replay_reduces_forget
     assert plain["acc"][tasks[0].name][-1] < 0.2
     assert replay["acc"][tasks[0].name][-1] > plain["acc"][tasks[0].name][-1] + 0.2
     assert 0.0 <= average_accuracy(ogd) <= 1.0
+    gpm = run_continual(tasks, steps_per_task=60, gpm_threshold=0.97, eval_size=60, seed=0)
+    assert len(gpm["acc"][tasks[0].name]) == 120
     gap = stability_gap(plain, task=0, window=20)
     assert len(gap) == 1 and gap[0]["dip"] > 0.5 and gap[0]["before"] > 0.9
     assert min_accuracy(plain, 0) == pytest.approx(min(plain["acc"][tasks[0].name][60:]))

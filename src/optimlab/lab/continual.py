@@ -130,7 +130,7 @@ class _Evaluator:
 
 
 def run_continual(tasks: Sequence[ContinualTask], *, optimizer: str = "sgd", lr: float = 0.1, steps_per_task: int = 200,
-                  batch: int = 16, replay: int = 0, replay_batch: int = 16, ogd_per_task: int = 0,
+                  batch: int = 16, replay: int = 0, replay_batch: int = 16, ogd_per_task: int = 0, gpm_threshold: float | None = None,
                   eval_every: int = 1, eval_size: int | None = None, hidden: int = 100, seed: int = 0,
                   **hparams: Any) -> dict[str, Any]:
     """Train through ``tasks`` in order; evaluate every task's test set every ``eval_every`` steps.
@@ -138,11 +138,12 @@ def run_continual(tasks: Sequence[ContinualTask], *, optimizer: str = "sgd", lr:
     Returns {"steps": [...], "acc": {task name: [...]}, "switches": [step where each task starts],
     "names": [...]}. ``replay``: buffer capacity (0 = no replay). ``ogd_per_task``: OGD directions stored
     from each finished task's training examples (0 = no projection). ``eval_size``: at most this many test
-    examples per task (default: all).
+    examples per task (default: all). ``gpm_threshold``: GPM energy threshold (None = no GPM); each
+    finished task's 125 training examples grow the per-layer bases.
     """
     import optimlab
 
-    from ..combine import OrthogonalProjection, ogd_directions
+    from ..combine import GPMProjection, OrthogonalProjection, ogd_directions
 
     if not tasks:
         raise ValueError("run_continual: no tasks")
@@ -155,6 +156,7 @@ def run_continual(tasks: Sequence[ContinualTask], *, optimizer: str = "sgd", lr:
     opt = optimlab.create(model.parameters(), optimizer, lr=lr, **hparams)
     buf = ReplayBuffer(replay, seed) if replay else None
     proj = OrthogonalProjection() if ogd_per_task else None
+    gpm = GPMProjection(model, gpm_threshold) if gpm_threshold is not None else None
     gen = torch.Generator().manual_seed(seed)
     names = [t.name for t in tasks]
     evaluate = _Evaluator([(t.x_test[:eval_size], t.y_test[:eval_size]) for t in tasks])
@@ -173,6 +175,8 @@ def run_continual(tasks: Sequence[ContinualTask], *, optimizer: str = "sgd", lr:
             F.cross_entropy(model(xb), yb).backward()
             if proj is not None:
                 proj.project_grad_(model)
+            if gpm is not None:
+                gpm.project_grad_()
             opt.step()
             if buf is not None:
                 buf.add(x, y)
@@ -184,6 +188,9 @@ def run_continual(tasks: Sequence[ContinualTask], *, optimizer: str = "sgd", lr:
         if proj is not None:
             idx = torch.randperm(len(task.x_train), generator=gen)[:ogd_per_task]
             proj.add(ogd_directions(model, task.x_train[idx], task.y_train[idx]))
+        if gpm is not None:
+            idx = torch.randperm(len(task.x_train), generator=gen)[:125]  # GPM's 125 examples per task
+            gpm.update(model, task.x_train[idx])
     return {"steps": steps, "acc": acc, "switches": switches, "names": names}
 
 
