@@ -8,9 +8,9 @@ minimisers* of the training loss (a bilevel reading): its gradient never pushes 
 training direction, so the training loss still reaches its minimum. The EMA makes the projection direction
 stable under minibatch noise. Hyperparameters: λ (``lam``, default 0.1, weight of the projected auxiliary
 gradient, dimensionless), ρ (``rho``, default 0.01, EMA rate per step; 1 = no averaging). The defaults are
-ours (the paper sweeps λ); the EMA form follows the coverage table's reading of the abstract.
-Gonzalez, Ablin et al., "Careful with that Scalpel: Improving Gradient Surgery with an EMA"
-(ICML 2024, arXiv:2402.02998).
+ours, not taken from the paper; the EMA form follows the coverage table's reading of the abstract.
+"Careful with that Scalpel: Improving Gradient Surgery with an EMA"
+(arXiv:2402.02998).
 
 State: ``ema`` (flat, [n]) and ``steps``; ``state_dict()``/``load_state_dict()`` round-trip it exactly and
 reject a state saved under other hyperparameters or of another size.

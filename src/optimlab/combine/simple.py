@@ -91,7 +91,7 @@ class ODICE(Combiner):
     The backward gradient keeps only its part orthogonal to the forward one, so it cannot undo the forward
     step. When ‖g_fwd‖ = 0 the backward gradient is used whole. η (``eta``, default 1.0: weight of the
     orthogonal backward part, dimensionless). Mao et al., "ODICE: Revealing the Mystery of Distribution
-    Correction Estimation via Orthogonal-gradient Update" (ICLR 2024, arXiv:2402.00348); rule as read in the
+    Correction Estimation via Orthogonal-gradient Update" (ICLR 2024; arXiv id not checked here); rule as read in the
     coverage table (the paper's η schedule not transcribed).
     """
 

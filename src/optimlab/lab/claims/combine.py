@@ -234,7 +234,7 @@ def _constrained_experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
 
 BLOOP = register(Claim(
     id="bloop-constrained-solution",
-    paper="Careful with that Scalpel: Improving Gradient Surgery with an EMA (Hsieh, Thiollière, Ablin et al., ICML 2024)",
+    paper="Careful with that Scalpel: Improving Gradient Surgery with an EMA (2024)",
     arxiv="2402.02998",
     statement="Bloop minimises the auxiliary loss among the training loss's minimisers: on over-parameterised "
               "linear regression with aux = ‖w‖² it reaches zero training loss at the minimum-norm solution, "
