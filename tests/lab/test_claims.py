@@ -30,6 +30,11 @@ WP1 = ["ghosts-safe-radius", "ghosts-controller-lr-spike", "ghosts-temperature-s
 PENDING: list[str] = ["tngd-equals-ngd",
                        "polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
                        "accelerated-inexact-second-order"]
+               "bloop-constrained-solution", "upgrad-nonconflict", "constrained-rich-parametrization",
+               "ift-hypergradient-cost", "f2sa-hypercleaning", "truncated-backprop-half", "stability-gap"]
+PENDING: list[str] = ["bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",
+                      "moreau-blo-stationarity", "stableun-relearning", "uno-unlearning-speed", "rogo-vs-gpm",
+                      "proxy-prox-point-calls"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

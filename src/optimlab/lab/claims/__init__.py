@@ -14,6 +14,8 @@ scaledgd-log-kappa, bias-correction-coupling, egn-exact-linear-rate, gn-smoothne
 sfn-escapes-saddle. The rest are registered as pending (see ``pending``).
 natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, dct-vs-svd-projection,
 snsm-memory, osd-between-adamw-and-galore. The rest are registered as pending (see ``pending``).
+natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, the gradient-combining,
+bilevel and continual-learning claims (combine, bilevel, continual). The rest are registered as pending (see ``pending``).
 """
 from __future__ import annotations
 
@@ -35,6 +37,9 @@ from . import curvature  # noqa: F401
 from . import gauss_newton  # noqa: F401
 from . import saddle  # noqa: F401
 from . import lowrank  # noqa: F401
+from . import combine  # noqa: F401
+from . import bilevel  # noqa: F401
+from . import continual  # noqa: F401
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 

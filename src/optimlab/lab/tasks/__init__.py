@@ -15,6 +15,7 @@ from .associative_memory import AssociativeMemory
 from .base import Task, TaskInstance, TaskSpec
 from .char_lm import CharLM
 from .classification import MNIST1D, DigitsMLP
+from .continual_digits import ContinualDigits
 from .deep_linear import DeepLinear
 from .functions import Rastrigin, Rosenbrock
 from .matrix_sensing import MatrixSensing
@@ -28,7 +29,7 @@ __all__ = ["TASKS", "Task", "TaskInstance", "TaskSpec", "get_task"]
 TASKS: dict[str, type[Task]] = {
     cls.name: cls
     for cls in (Quadratic, Rosenbrock, Rastrigin, RandomFeatures, AssociativeMemory,
-                ModularArithmetic, MatrixSensing, DeepLinear, DigitsMLP, MNIST1D, CharLM, PINN)
+                ModularArithmetic, MatrixSensing, DeepLinear, DigitsMLP, MNIST1D, CharLM, PINN, ContinualDigits)
 }
 
 
