@@ -10,11 +10,16 @@ step and hangs it on every bucket as ``bucket.ctx``:
 * ``"global"``: reductions over all parameters of the optimizer (‖g‖², ‖x − x₀‖², ⟨g, v⟩...), computed
   once per step by a pre-pass before the per-bucket chains: a transform's ``prepare(bucket)`` adds its
   bucket's partial sums with ``ctx.add(key, value)``, the chains read ``ctx.total(key)``;
+* ``"value"``: function values only (zeroth-order methods): the closure computes and returns the loss
+  without ``backward()``; the engine does not call it at the start of the step, the recipe calls
+  ``ctx.value()`` (the closure under ``torch.no_grad()``, counted) at the points it chooses and sets
+  ``ctx.loss`` (the step's return value). The engine steps every parameter that requires grad, whether or
+  not it has a ``.grad``, and never reads a gradient;
 * ``"hvp"``: Hessian-vector products (double backward through the gradients of a closure that called
   ``loss.backward(create_graph=True)``; Pearlmutter, Neural Computation 1994), ``ctx.hvp(vectors)``, or
   as a flat :class:`optimlab.diagnostics.operators.CurvatureOperator` via ``ctx.hessian_operator()``.
 
-``loss``, ``reevaluate`` and ``hvp`` need a closure: ``step()`` without one is a ``TypeError`` naming the
+``loss``, ``reevaluate``, ``value`` and ``hvp`` need a closure: ``step()`` without one is a ``TypeError`` naming the
 optimizer. The closure follows torch's convention (zero the grads, compute the loss, backward, return
 the loss) and must not modify the parameters: a closure that does is a ``ValueError`` (detected by the
 parameters' version counters, so free). Every closure call is counted: ``ctx.evals`` this step,
@@ -35,8 +40,8 @@ from torch import Tensor
 
 __all__ = ["NEEDS", "CLOSURE_NEEDS", "StepContext", "check_needs", "norms", "dists", "sq_norm", "sq_dist", "dot"]
 
-NEEDS = ("loss", "reevaluate", "global", "hvp")
-CLOSURE_NEEDS = frozenset({"loss", "reevaluate", "hvp"})
+NEEDS = ("loss", "reevaluate", "global", "hvp", "value")
+CLOSURE_NEEDS = frozenset({"loss", "reevaluate", "hvp", "value"})
 
 
 def check_needs(owner: str, needs: Iterable[str]) -> frozenset[str]:
@@ -116,6 +121,8 @@ class StepContext:
                     f"opt.step(closure) with a closure that zeroes the grads, computes the loss, calls "
                     f"backward() and returns the loss")
             return ctx
+        if wants == {"value"}:  # zeroth order: the recipe evaluates the closure itself (ctx.value())
+            return ctx
         if not wants:  # torch.optim's behaviour: the closure's value passes through untouched
             with torch.enable_grad():
                 ctx.loss = closure()
@@ -140,9 +147,9 @@ class StepContext:
         self.evals += 1
         self.opt.closure_evals += 1
 
-    def _call(self, closure: Callable[[], Any], what: str) -> Any:
+    def _call(self, closure: Callable[[], Any], what: str, grad: bool = True) -> Any:
         versions = [p._version for p in self.params]
-        with torch.enable_grad():
+        with torch.enable_grad() if grad else torch.no_grad():
             loss = closure()
         self._count()
         for i, (p, v) in enumerate(zip(self.params, versions)):
@@ -205,6 +212,20 @@ class StepContext:
             for p, g in zip(self.params, grads):
                 p.grad = g
         return loss, new
+
+    def value(self) -> Tensor | float:
+        """The closure's loss at the current parameters, under ``torch.no_grad()`` (need ``"value"``): no
+        graph and no ``.grad`` is created, so the memory is that of inference. Counted like every call."""
+        if "value" not in self.needs:
+            raise RuntimeError(f"{self.name}: value() used by a recipe that does not declare needs={{'value'}}")
+        try:
+            return self._call(self.closure, "the closure", grad=False)
+        except RuntimeError as err:
+            if "does not require grad" not in str(err):
+                raise
+            raise TypeError(f"{self.name}: a zeroth-order method evaluates the loss only: the closure must "
+                            f"compute and return the loss without calling backward() (it is called under "
+                            f"torch.no_grad())") from err
 
     # -- Hessian-vector products -----------------------------------------------------------------
     def hvp(self, vectors: Sequence[Tensor]) -> list[Tensor]:

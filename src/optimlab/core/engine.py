@@ -26,7 +26,8 @@ step works at the defaults; the host read of the flag is still one graph break t
 kernel for the adam chains); ``fused=False`` runs every transform one by one (the same formula).
 
 ``p.grad`` is never modified; parameters whose ``grad`` is ``None`` are skipped (their state and step
-count do not advance).
+count do not advance). Recipes that need function values only (``needs={"value"}``, zeroth order) step
+every parameter that requires grad and never read a gradient; their step returns the ``ctx.loss`` they set.
 
 Train and eval modes (``train()`` / ``eval()``, like ``nn.Module``'s): a chain whose last transform keeps
 the parameters at a point other than the one to evaluate (schedule-free keeps ``y`` in the parameters and
@@ -175,10 +176,11 @@ class ChainOptimizer(torch.optim.Optimizer):
     # -- the step --------------------------------------------------------------------------------
     def _work(self) -> list[tuple[dict, list[Tensor]]]:
         work = []
+        values_only = "value" in self.recipe.needs
         for group in self.param_groups:
-            ps = [p for p in group["params"] if p.grad is not None]
+            ps = [p for p in group["params"] if (p.requires_grad if values_only else p.grad is not None)]
             for p in ps:
-                if p.grad.is_sparse:
+                if p.grad is not None and p.grad.is_sparse:
                     raise RuntimeError(f"{self.name}: sparse gradients are not supported")
                 if torch.is_complex(p):
                     raise RuntimeError(f"{self.name}: complex parameters are not supported")
@@ -257,8 +259,12 @@ class ChainOptimizer(torch.optim.Optimizer):
                                f"(and opt.eval() before evaluating), alongside model.train()/model.eval()")
         compiling = torch.compiler.is_compiling()
         fused = self.fused and not compiling  # torch's fused kernels do not survive functionalization
-        found = None if self.nonfinite == "ignore" else finite.flags([p.grad for _, ps in work for p in ps])
+        values_only = "value" in self.recipe.needs  # zeroth order: no gradients to check
+        found = None if self.nonfinite == "ignore" or values_only else finite.flags([p.grad for _, ps in work for p in ps])
         buckets, created = self._prepared(work, ctx)
+        if ctx.skip:  # a value-only recipe found a non-finite loss in its pre-pass (nonfinite="skip")
+            self._undo(buckets, created)
+            return ctx.loss
         later = []
         for chain, b in buckets:
             # a fused kernel takes the flag as found_inf and skips itself: it may run before the flag is read
@@ -278,7 +284,7 @@ class ChainOptimizer(torch.optim.Optimizer):
                 b.found_inf = None
         for chain, b in later:
             chain.step(b, fused=fused)
-        return loss
+        return ctx.loss if values_only else loss
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

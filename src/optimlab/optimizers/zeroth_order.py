@@ -1,0 +1,63 @@
+"""Zeroth-order optimizers: ZO-SGD, ZO-SGD with momentum, ZO-Adam (function values only, MeZO-style memory).
+
+Each needs ``opt.step(closure)`` with a closure that computes and returns the loss **without** calling
+``backward()`` (it runs under ``torch.no_grad()``): 2q evaluations per step. No ``.grad`` is read or
+created; the step returns the mean of f(x ± μz) over the directions (f(x) up to O(μ²)). Every role.
+"""
+
+from ..core.recipe import Recipe
+from ..core.registry import register
+from ..core.transform import chain
+from ..transforms.moments import AdamMoments
+from ..transforms.momentum import HeavyBall
+from ..transforms.zeroth_order import ZODescend, ZOEstimate
+
+NEEDS = frozenset({"value"})
+PAPER = ("Zeroth-Order Optimization at the Edge of Stability, arXiv:2604.14669; memory-efficient form: Malladi "
+         "et al., Fine-Tuning Language Models with Just Forward Passes (MeZO), arXiv:2305.17333")
+ESTIMATE = "ĝ = (1/q) Σ_j [f(x+μz_j) − f(x−μz_j)]/(2μ)·z_j, z_j ~ N(0,I)"
+
+
+@register("zo_sgd")
+def zo_sgd() -> Recipe:
+    """ZO-SGD (ZO-GD full batch): SGD on the two-point Gaussian estimate, MeZO-style.
+
+    Update: ``ĝ = (1/q) Σ_j [f(x+μz_j) − f(x−μz_j)]/(2μ)·z_j`` with ``z_j ~ N(0, I)`` regenerated from a
+    seed; ``x ← x − lr·ĝ``, applied chunk by chunk in place. Defaults: lr 1e-3 (parameter units per unit
+    estimate), mu 1e-3 (parameter units; the paper's), q 1 direction (the paper's), seed 0. Parameters are
+    perturbed in place and restored bit-identically; memory is inference's. Needs ``step(closure)`` with a
+    forward-only closure. Every role. State: none.
+    Papers: Zeroth-Order Optimization at the Edge of Stability (arXiv:2604.14669); MeZO (arXiv:2305.17333).
+    """
+    return Recipe(name="zo_sgd", chains={"*": chain(ZODescend())}, defaults={"*": {"lr": 1e-3}},
+                  summary="ZO-SGD: SGD on a seeded two-point estimate (function values only, no .grad)",
+                  paper=PAPER, rule=f"{ESTIMATE};  x ← x − lr·ĝ", needs=NEEDS)
+
+
+@register("zo_sgdm")
+def zo_sgdm() -> Recipe:
+    """ZO-SGD with heavy-ball momentum (ZO-GDM) on the two-point Gaussian estimate.
+
+    Update: ``ĝ`` as in ``zo_sgd``; ``b ← μ_b·b + ĝ`` (``b ← ĝ`` at step 1, torch.optim.SGD's rule);
+    ``x ← x − lr·b``. Defaults: lr 1e-3, momentum 0.9, mu 1e-3, q 1, seed 0. Needs ``step(closure)`` with a
+    forward-only closure. Every role. State: the momentum buffer (4 bytes per fp32 parameter).
+    Paper: Zeroth-Order Optimization at the Edge of Stability (arXiv:2604.14669).
+    """
+    return Recipe(name="zo_sgdm", chains={"*": chain(ZOEstimate(), HeavyBall())},
+                  defaults={"*": {"lr": 1e-3, "momentum": 0.9}},
+                  summary="ZO-SGD with heavy-ball momentum on a seeded two-point estimate",
+                  paper=PAPER, rule=f"{ESTIMATE};  b ← β·b + ĝ;  x ← x − lr·b", needs=NEEDS)
+
+
+@register("zo_adam")
+def zo_adam() -> Recipe:
+    """ZO-Adam: Adam's bias-corrected step on the two-point Gaussian estimate.
+
+    Update: ``ĝ`` as in ``zo_sgd``; ``m ← β1 m + (1−β1) ĝ``; ``v ← β2 v + (1−β2) ĝ²``;
+    ``x ← x − lr·m̂/(√v̂ + ε)``. Defaults: lr 1e-3 (parameter units per step), betas (0.9, 0.999), eps 1e-8,
+    mu 1e-3, q 1, seed 0. Needs ``step(closure)`` with a forward-only closure. Every role. State: 8 bytes
+    per fp32 parameter. Paper: Zeroth-Order Optimization at the Edge of Stability (arXiv:2604.14669).
+    """
+    return Recipe(name="zo_adam", chains={"*": chain(ZOEstimate(), AdamMoments())}, defaults={"*": {"lr": 1e-3}},
+                  summary="ZO-Adam: Adam on a seeded two-point estimate (function values only)",
+                  paper=PAPER, rule=f"{ESTIMATE};  Adam(ĝ)", needs=NEEDS)

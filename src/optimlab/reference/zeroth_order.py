@@ -1,0 +1,69 @@
+"""Zeroth-order rules, transcribed literally on the concatenated parameter vector (float64), for parity tests.
+
+ZO-GD / ZO-GDM / ZO-Adam (Zeroth-Order Optimization at the Edge of Stability, arXiv:2604.14669):
+``ĝ = (1/q) Σ_j [f(x + μ z_j) − f(x − μ z_j)]/(2μ) · z_j`` fed to gradient descent, heavy ball or Adam.
+The directions are the shared randomness, taken from :func:`optimlab.transforms.zeroth_order.direction`
+(the recipe regenerates the same stream chunk by chunk); everything else is written out here.
+
+``f(xs)`` evaluates the loss at a list of tensors shaped like the parameters.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..transforms.zeroth_order import direction
+
+__all__ = ["zo_estimate", "zo_gd_step", "zo_gdm_step", "zo_adam_step"]
+
+
+def _flat(ts):
+    return torch.cat([t.reshape(-1) for t in ts])
+
+
+def _split(x, like):
+    out, i = [], 0
+    for t in like:
+        out.append(x[i:i + t.numel()].view_as(t))
+        i += t.numel()
+    return out
+
+
+def zo_estimate(f, xs, step: int, *, mu: float = 1e-3, q: int = 1, seed: int = 0) -> torch.Tensor:
+    """ĝ = (1/q) Σ_j (f(x + μz_j) − f(x − μz_j))/(2μ)·z_j (flat)."""
+    x = _flat(xs)
+    g = torch.zeros_like(x)
+    for j in range(q):
+        z = _flat([direction(t, seed, step, j, i) for i, t in enumerate(xs)])
+        d = mu * z
+        g += (float(f(_split(x + d, xs))) - float(f(_split(x - d, xs)))) / (2 * mu) / q * z
+    return g
+
+
+def _write(xs, x):
+    for t, v in zip(xs, _split(x, xs)):
+        t.copy_(v)
+
+
+def zo_gd_step(f, xs, state: dict, *, lr: float = 1e-3, **est) -> None:
+    """x ← x − lr·ĝ."""
+    state["t"] = state.get("t", 0) + 1
+    _write(xs, _flat(xs) - lr * zo_estimate(f, xs, state["t"], **est))
+
+
+def zo_gdm_step(f, xs, state: dict, *, lr: float = 1e-3, momentum: float = 0.9, **est) -> None:
+    """b ← ĝ (t = 1), b ← β b + ĝ (t > 1);  x ← x − lr·b."""
+    state["t"] = state.get("t", 0) + 1
+    g = zo_estimate(f, xs, state["t"], **est)
+    state["b"] = g if state["t"] == 1 else momentum * state["b"] + g
+    _write(xs, _flat(xs) - lr * state["b"])
+
+
+def zo_adam_step(f, xs, state: dict, *, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, **est) -> None:
+    """m ← β1 m + (1−β1)ĝ;  v ← β2 v + (1−β2)ĝ²;  x ← x − lr·(m/(1−β1^t)) / (√(v/(1−β2^t)) + ε)."""
+    state["t"] = t = state.get("t", 0) + 1
+    g = zo_estimate(f, xs, t, **est)
+    b1, b2 = betas
+    m = state["m"] = b1 * state.get("m", torch.zeros_like(g)) + (1 - b1) * g
+    v = state["v"] = b2 * state.get("v", torch.zeros_like(g)) + (1 - b2) * g * g
+    _write(xs, _flat(xs) - lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps))
