@@ -156,3 +156,35 @@ def test_trains_digits_classifier(name):
         opt.step(closure)
     with torch.no_grad():
         assert float(closure()) < 0.6 * before
+
+
+@pytest.mark.parametrize("constraint", ["l1", "simplex", "box"])
+def test_frank_wolfe_parity_and_feasibility(constraint):
+    model, closure, f = setup()
+    with torch.no_grad():  # start inside the set
+        for p in model.parameters():
+            p.fill_(0.01 if constraint == "simplex" else 0.0)
+    opt = optimlab.create(model, "zo_frank_wolfe", constraint=constraint, radius=0.5, seed=2)
+    xs = [p.detach().clone() for p in ordered(model, opt)]
+    state: dict = {}
+    for _ in range(8):
+        opt.step(closure)
+        ref.zo_fw_step(f, xs, state, constraint=constraint, radius=0.5, seed=2)
+    for p, r in zip(ordered(model, opt), xs):
+        torch.testing.assert_close(p.detach(), r, rtol=1e-11, atol=1e-13)
+        if constraint == "l1":
+            assert p.abs().sum() <= 0.5 + 1e-12
+        elif constraint == "box":
+            assert p.abs().max() <= 0.5 + 1e-12
+        else:
+            assert (p >= 0).all()
+    assert opt.closure_evals == 16
+
+
+def test_lmo_vertices():
+    from optimlab.transforms.frank_wolfe import lmo
+
+    g = torch.tensor([0.5, -2.0, 1.0])
+    assert torch.equal(lmo(g, "l1", 3.0), torch.tensor([0.0, 3.0, 0.0]))
+    assert torch.equal(lmo(g, "simplex", 2.0), torch.tensor([0.0, 2.0, 0.0]))
+    assert torch.equal(lmo(g, "box", 1.0), torch.tensor([-1.0, 1.0, -1.0]))

@@ -8,6 +8,7 @@ created; the step returns the mean of f(x ± μz) over the directions (f(x) up t
 from ..core.recipe import Recipe
 from ..core.registry import register
 from ..core.transform import chain
+from ..transforms.frank_wolfe import ZOFrankWolfe
 from ..transforms.moments import AdamMoments
 from ..transforms.momentum import HeavyBall
 from ..transforms.zeroth_order import ZODescend, ZOEstimate
@@ -61,3 +62,24 @@ def zo_adam() -> Recipe:
     return Recipe(name="zo_adam", chains={"*": chain(ZOEstimate(), AdamMoments())}, defaults={"*": {"lr": 1e-3}},
                   summary="ZO-Adam: Adam on a seeded two-point estimate (function values only)",
                   paper=PAPER, rule=f"{ESTIMATE};  Adam(ĝ)", needs=NEEDS)
+
+
+@register("zo_frank_wolfe")
+def zo_frank_wolfe() -> Recipe:
+    """Zeroth-order stochastic Frank–Wolfe: projection-free and gradient-free constrained minimization.
+
+    Update (t the 0-based step, d the number of parameters): ``c_t = 2/(d^{3/2}(t+8)^{1/3})``,
+    ``ρ_t = 4/(d^{1/3}(t+8)^{2/3})``, ``γ_t = min(1, lr·2/(t+8))``; ``z`` uniform on the unit sphere;
+    ``g ← (1−ρ_t)g + ρ_t·d·[f(x+c_t z) − f(x)]/c_t·z``; ``v = argmin_{v∈C}⟨g, v⟩``; ``x ← (1−γ_t)x + γ_t v``.
+    Defaults: lr 1.0 (multiplier of the paper's γ_t, unitless), constraint 'l1' (or 'simplex', 'box'), radius
+    1.0 (parameter units), seed 0. C is a product over parameter tensors; start inside C. Needs
+    ``step(closure)`` with a forward-only closure (2 evaluations). Every role. State: ``grad_avg`` (4 bytes
+    per fp32 parameter). Paper: Sahu, Zaheer, Kar, Towards Gradient Free and Projection Free Stochastic
+    Optimization (AISTATS 2019), arXiv:1810.03233.
+    """
+    return Recipe(name="zo_frank_wolfe", chains={"*": chain(ZOFrankWolfe())}, defaults={"*": {"lr": 1.0}},
+                  summary="zeroth-order Frank–Wolfe over an ℓ1 ball, simplex or box (function values only)",
+                  paper="Sahu, Zaheer, Kar, Towards Gradient Free and Projection Free Stochastic Optimization "
+                        "(AISTATS 2019), arXiv:1810.03233",
+                  rule="g ← (1−ρ_t)g + ρ_t·d·[f(x+c_t z) − f(x)]/c_t·z;  v = LMO_C(g);  x ← (1−γ_t)x + γ_t v",
+                  needs=NEEDS)

@@ -14,7 +14,7 @@ import torch
 
 from ..transforms.zeroth_order import direction
 
-__all__ = ["zo_estimate", "zo_gd_step", "zo_gdm_step", "zo_adam_step"]
+__all__ = ["zo_estimate", "zo_gd_step", "zo_gdm_step", "zo_adam_step", "zo_fw_step", "zo_fw_batched"]
 
 
 def _flat(ts):
@@ -67,3 +67,56 @@ def zo_adam_step(f, xs, state: dict, *, lr: float = 1e-3, betas=(0.9, 0.999), ep
     m = state["m"] = b1 * state.get("m", torch.zeros_like(g)) + (1 - b1) * g
     v = state["v"] = b2 * state.get("v", torch.zeros_like(g)) + (1 - b2) * g * g
     _write(xs, _flat(xs) - lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps))
+
+
+def zo_fw_step(f, xs, state: dict, *, lr: float = 1.0, constraint: str = "l1", radius: float = 1.0,
+               seed: int = 0) -> None:
+    """Sahu et al. (arXiv:1810.03233), t the 0-based step, d = Σ numel, z = Gaussian/‖Gaussian‖ (all params):
+    c = 2/(d^{3/2}(t+8)^{1/3}), ρ = 4/(d^{1/3}(t+8)^{2/3}), γ = min(1, lr·2/(t+8));
+    g ← (1−ρ)g + ρ·d·(f(x+cz) − f(x))/c·z;  v_i = LMO(g_i) per tensor;  x ← (1−γ)x + γv."""
+    t = state.get("t", 0)
+    state["t"] = t + 1
+    x = _flat(xs)
+    d = x.numel()
+    c, rho, gamma = 2 / (d**1.5 * (t + 8) ** (1 / 3)), 4 / (d ** (1 / 3) * (t + 8) ** (2 / 3)), 2 / (t + 8)
+    gamma = min(1.0, lr * gamma)
+    z = _flat([direction(xi, seed, t + 1, 0, i) for i, xi in enumerate(xs)])
+    z = z / z.norm()
+    g = state.get("g", torch.zeros_like(x))
+    g = state["g"] = (1 - rho) * g + rho * d * (float(f(_split(x + c * z, xs))) - float(f(xs))) / c * z
+    vs = []
+    for gi in _split(g, xs):
+        gi = gi.reshape(-1)
+        v = torch.zeros_like(gi)
+        if constraint == "l1":
+            k = int(gi.abs().argmax())
+            v[k] = -radius * (1.0 if gi[k] >= 0 else -1.0)
+        elif constraint == "simplex":
+            v[int(gi.argmin())] = radius
+        else:
+            v = -radius * torch.sign(gi)
+        vs.append(v)
+    _write(xs, (1 - gamma) * x + gamma * torch.cat(vs))
+
+
+def zo_fw_batched(f, x0: torch.Tensor, steps: int, *, radius: float = 1.0, generator=None,
+                  record=()) -> dict[int, torch.Tensor]:
+    """The same rule on the ℓ1 ball for ``R`` independent runs at once (rows of ``x0``; ``f`` maps (R, d) to
+    (R,)), Gaussian directions from ``generator``; returns {t: x_t} for the steps in ``record``."""
+    x = x0.clone()
+    R, d = x.shape
+    g = torch.zeros_like(x)
+    out, want = {}, set(record)
+    rows = torch.arange(R)
+    for t in range(steps):
+        c, rho, gamma = 2 / (d**1.5 * (t + 8) ** (1 / 3)), 4 / (d ** (1 / 3) * (t + 8) ** (2 / 3)), 2 / (t + 8)
+        z = torch.randn(R, d, dtype=x.dtype, generator=generator)
+        z = z / z.norm(dim=1, keepdim=True)
+        g = (1 - rho) * g + rho * d * ((f(x + c * z) - f(x)) / c)[:, None] * z
+        k = g.abs().argmax(dim=1)
+        v = torch.zeros_like(x)
+        v[rows, k] = -radius * torch.sign(g[rows, k])
+        x = (1 - gamma) * x + gamma * v
+        if t + 1 in want:
+            out[t + 1] = x.clone()
+    return out

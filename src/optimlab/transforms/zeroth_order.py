@@ -159,11 +159,30 @@ class _Perturbation:
         self.sign = sign
 
 
+def refuse_nonfinite(ctx: Any, loss: Any, values: Sequence[float], where: str) -> bool:
+    """True when the loss values are usable; under ``nonfinite='skip'`` False (the step is skipped); under
+    ``'error'`` a FloatingPointError naming the first non-finite parameter, if any. Parameters are at x."""
+    opt = ctx.opt
+    if all(math.isfinite(v) for v in values) or opt.nonfinite == "ignore":
+        return True
+    ctx.loss = loss
+    if opt.nonfinite == "skip":
+        opt.skipped_steps += 1
+        ctx.skip = True
+        return False
+    from ..core import finite
+    k = finite.first_nonfinite(ctx.params)
+    param = f"; parameter {ctx._label(k)} has NaN or Inf" if k is not None else ""
+    shown = ", ".join(str(v) for v in values)
+    raise FloatingPointError(f"{ctx.name}: the loss at {where} is {shown}{param}; nothing was updated "
+                             f"(nonfinite='error'; 'skip' skips such steps, 'ignore' checks nothing)")
+
+
 def _estimate(ctx: Any, group: dict, step: int) -> dict[str, Any]:
     """The q projected derivatives (f(x+μz_j) − f(x−μz_j))/(2μ), and the step's loss (their mid-points' mean).
 
     Sets ``ctx.loss``; on a non-finite value restores the parameters and follows ``nonfinite=``."""
-    params, opt = ctx.params, ctx.opt
+    params = ctx.params
     _check_contiguous(ctx.name, params)
     mu, q, seed = group["mu"], group["q"], group["seed"]
     coeffs, mids = [], []
@@ -178,17 +197,8 @@ def _estimate(ctx: Any, group: dict, step: int) -> dict[str, Any]:
         finally:
             pert.move(0)
         fp, fm = float(f_plus), float(f_minus)
-        if not (math.isfinite(fp) and math.isfinite(fm)) and opt.nonfinite != "ignore":
-            ctx.loss = f_plus
-            if opt.nonfinite == "skip":
-                opt.skipped_steps += 1
-                ctx.skip = True
-                return {"coeffs": [0.0] * q, "index": {}}
-            from ..core import finite
-            k = finite.first_nonfinite(params)
-            where = f"; parameter {ctx._label(k)} has NaN or Inf" if k is not None else ""
-            raise FloatingPointError(f"{ctx.name}: the loss at x ± μz is {fp}, {fm}{where}; nothing was updated "
-                                     f"(nonfinite='error'; 'skip' skips such steps, 'ignore' checks nothing)")
+        if not refuse_nonfinite(ctx, f_plus, (fp, fm), "x ± μz"):
+            return {"coeffs": [0.0] * q, "index": {}}
         coeffs.append((fp - fm) / (2 * mu) / q)
         mids.append((f_plus + f_minus) / 2 if isinstance(f_plus, Tensor) else torch.tensor((fp + fm) / 2))
     ctx.loss = torch.stack([torch.as_tensor(m) for m in mids]).mean()
