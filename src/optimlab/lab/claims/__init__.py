@@ -15,6 +15,7 @@ from . import edge_of_stability  # noqa: F401  (registration order = listing ord
 from . import zeroth_order  # noqa: F401
 from . import zo_rates  # noqa: F401
 from . import population  # noqa: F401
+from . import zo_eos  # noqa: F401
 from . import amsgrad  # noqa: F401
 from . import associative_memory  # noqa: F401
 from . import incremental  # noqa: F401
