@@ -188,3 +188,23 @@ def test_lmo_vertices():
     assert torch.equal(lmo(g, "l1", 3.0), torch.tensor([0.0, 3.0, 0.0]))
     assert torch.equal(lmo(g, "simplex", 2.0), torch.tensor([0.0, 2.0, 0.0]))
     assert torch.equal(lmo(g, "box", 1.0), torch.tensor([-1.0, 1.0, -1.0]))
+
+
+@pytest.mark.parametrize("sphere", [False, True])
+def test_langevin_parity_and_average(sphere):
+    model, closure, f = setup()
+    opt = optimlab.create(model, "langevin", lr=0.05, beta=100.0, sphere=sphere, seed=4)
+    ps = ordered(model, opt)
+    xs = [p.detach().clone() for p in ps]
+    state: dict = {}
+    for _ in range(5):
+        opt.zero_grad()
+        closure().backward()
+        gs = [p.grad.detach().clone() for p in ps]
+        opt.step()
+        ref.langevin_step(xs, gs, state, lr=0.05, beta=100.0, sphere=sphere, seed=4)
+    for p, r, a in zip(ps, xs, state["avg"]):
+        torch.testing.assert_close(p.detach(), r, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(opt.state[p]["langevin.avg"], a, rtol=1e-12, atol=1e-14)
+        if sphere:
+            assert abs(float(p.detach().norm()) - 1) < 1e-12

@@ -9,6 +9,7 @@ from ..core.recipe import Recipe
 from ..core.registry import register
 from ..core.transform import chain
 from ..transforms.frank_wolfe import ZOFrankWolfe
+from ..transforms.langevin import Langevin
 from ..transforms.moments import AdamMoments
 from ..transforms.momentum import HeavyBall
 from ..transforms.zeroth_order import ZODescend, ZOEstimate
@@ -83,3 +84,24 @@ def zo_frank_wolfe() -> Recipe:
                         "(AISTATS 2019), arXiv:1810.03233",
                   rule="g ← (1−ρ_t)g + ρ_t·d·[f(x+c_t z) − f(x)]/c_t·z;  v = LMO_C(g);  x ← (1−γ_t)x + γ_t v",
                   needs=NEEDS)
+
+
+@register("langevin")
+def langevin() -> Recipe:
+    """Langevin dynamics (SGLD) with iterate averaging, optionally on the unit sphere.
+
+    Update: ``x ← x − lr·g + √(2·lr/β)·ξ``, ξ ~ N(0, I) regenerated from (seed, step, parameter index);
+    with ``sphere=True`` then ``x ← x/‖x‖`` per tensor; ``avg ← avg + (x − avg)/t`` (state ``langevin.avg``,
+    the averaged iterate, whose direction is the estimator). Defaults: lr 1e-3 (parameter units per gradient
+    unit), beta 1e4 (inverse loss units; β → ∞ is gradient descent), sphere False, seed 0. Every role.
+    State: 4 bytes per fp32 parameter. Papers: Welling & Teh, Bayesian Learning via Stochastic Gradient
+    Langevin Dynamics (ICML 2011); averaging: Improved high-dimensional estimation with Langevin dynamics
+    and stochastic weight averaging (2025; arXiv id not in the seed).
+    """
+    return Recipe(name="langevin", chains={"*": chain(Langevin())}, defaults={"*": {"lr": 1e-3}},
+                  summary="Langevin dynamics with iterate averaging (optionally on the sphere)",
+                  paper="Welling & Teh, Bayesian Learning via Stochastic Gradient Langevin Dynamics (ICML 2011); "
+                        "iterate averaging: Improved high-dimensional estimation with Langevin dynamics and "
+                        "stochastic weight averaging (2025)",
+                  rule="x ← x − lr·g + √(2·lr/β)·ξ;  x ← x/‖x‖ (sphere);  avg ← mean of the iterates",
+                  needs=frozenset({"global"}))

@@ -14,7 +14,7 @@ import torch
 
 from ..transforms.zeroth_order import direction
 
-__all__ = ["zo_estimate", "zo_gd_step", "zo_gdm_step", "zo_adam_step", "zo_fw_step", "zo_fw_batched"]
+__all__ = ["zo_estimate", "zo_gd_step", "zo_gdm_step", "zo_adam_step", "zo_fw_step", "zo_fw_batched", "langevin_step"]
 
 
 def _flat(ts):
@@ -120,3 +120,17 @@ def zo_fw_batched(f, x0: torch.Tensor, steps: int, *, radius: float = 1.0, gener
         if t + 1 in want:
             out[t + 1] = x.clone()
     return out
+
+
+def langevin_step(xs, gs, state: dict, *, lr: float = 1e-3, beta: float = 1e4, sphere: bool = False,
+                  seed: int = 0) -> None:
+    """x_i ← x_i − lr·g_i + √(2lr/β)·ξ_i (ξ_i the shared noise stream); x_i ← x_i/‖x_i‖ if sphere;
+    avg_i ← avg_i + (x_i − avg_i)/t."""
+    state["t"] = t = state.get("t", 0) + 1
+    avgs = state.setdefault("avg", [torch.zeros_like(x) for x in xs])
+    for i, (x, g) in enumerate(zip(xs, gs)):
+        new = x - lr * g + (2 * lr / beta) ** 0.5 * direction(x, seed, t, 0, i)
+        if sphere:
+            new = new / new.norm()
+        x.copy_(new)
+        avgs[i] += (x - avgs[i]) / t
