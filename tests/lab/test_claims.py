@@ -14,6 +14,7 @@ import optimlab
 from optimlab.lab.claims import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, run_claim
 
 IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-boundary", "zo-frank-wolfe-rate", "cbo-rastrigin", "zo-eos-mlp",
+               "langevin-averaging-sample-complexity",
                "adam-fails-amsgrad-converges", "muon-associative-memory", "incremental-rank-learning",
                "grokking-modular-arithmetic", "sgd-trace-bound", "natural-gradient-scaling-exponent",
                "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd"]
