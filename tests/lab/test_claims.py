@@ -18,7 +18,7 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "adam-fails-amsgrad-converges", "muon-associative-memory", "incremental-rank-learning",
                "grokking-modular-arithmetic", "sgd-trace-bound", "natural-gradient-scaling-exponent",
                "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd"]
-PENDING: list[str] = []
+PENDING: list[str] = ["polystep-nondiff", "zo-spider-goldstein"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
