@@ -115,10 +115,17 @@ def test_frozen_parameters_are_not_perturbed():
     model, closure, _ = setup()
     model[0].weight.requires_grad_(False)
     frozen = model[0].weight.detach().clone()
+    seen = []
+    inner = closure
+
+    def closure():
+        seen.append(torch.equal(model[0].weight, frozen))
+        return inner()
+
     opt = optimlab.create(model, "zo_sgdm", lr=1e-2)
     for _ in range(3):
         opt.step(closure)
-    assert torch.equal(model[0].weight, frozen)
+    assert torch.equal(model[0].weight, frozen) and all(seen) and len(seen) == 6
     assert model[0].weight not in opt.state
 
 
@@ -208,3 +215,17 @@ def test_langevin_parity_and_average(sphere):
         torch.testing.assert_close(opt.state[p]["langevin.avg"], a, rtol=1e-12, atol=1e-14)
         if sphere:
             assert abs(float(p.detach().norm()) - 1) < 1e-12
+
+
+def test_zo_spider_parity_across_epochs():
+    model, closure, f = setup()
+    hp = dict(lr=0.02, delta=1e-3, epoch=3, b1=4, b2=2, seed=6)
+    opt = optimlab.create(model, "zo_spider", **hp)
+    xs = [p.detach().clone() for p in ordered(model, opt)]
+    state: dict = {}
+    for _ in range(7):  # full estimates at steps 1, 4, 7; recursive corrections between
+        opt.step(closure)
+        ref.zo_spider_step(f, xs, state, **hp)
+    for p, r in zip(ordered(model, opt), xs):
+        torch.testing.assert_close(p.detach(), r, rtol=1e-10, atol=1e-12)
+    assert opt.closure_evals == 3 * 2 * 4 + 4 * 4 * 2

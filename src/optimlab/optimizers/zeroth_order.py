@@ -10,6 +10,7 @@ from ..core.registry import register
 from ..core.transform import chain
 from ..transforms.frank_wolfe import ZOFrankWolfe
 from ..transforms.langevin import Langevin
+from ..transforms.spider import ZOSpider
 from ..transforms.moments import AdamMoments
 from ..transforms.momentum import HeavyBall
 from ..transforms.zeroth_order import ZODescend, ZOEstimate
@@ -105,3 +106,23 @@ def langevin() -> Recipe:
                         "stochastic weight averaging (2025)",
                   rule="x ← x − lr·g + √(2·lr/β)·ξ;  x ← x/‖x‖ (sphere);  avg ← mean of the iterates",
                   needs=frozenset({"global"}))
+
+
+@register("zo_spider")
+def zo_spider() -> Recipe:
+    """Zeroth-order SPIDER: a recursive two-point estimator of the δ-smoothed function, for nonsmooth problems.
+
+    Update (w uniform on the unit sphere, ``g(x; w) = d/(2δ)·[f(x+δw) − f(x−δw)]·w``): every ``epoch`` steps
+    ``v = (1/b1) Σ g(x_t; w_j)``; otherwise ``v ← v + (1/b2) Σ [g(x_t; w_j) − g(x_{t−1}; w_j)]`` (same
+    directions at both points); ``x ← x − lr·v``. Defaults (ours; the paper's constants need the paper): lr
+    1e-3, delta 1e-3 (parameter units), epoch 10, b1 16, b2 2, seed 0. Needs ``step(closure)`` with a
+    forward-only closure (2·b1 or 4·b2 evaluations). Every role. State: ``v`` and ``prev`` (8 bytes per fp32
+    parameter). Paper: Chen, Xu, Luo, Faster Gradient-Free Algorithms for Nonsmooth Nonconvex Stochastic
+    Optimization (ICML 2023), arXiv:2301.06428.
+    """
+    return Recipe(name="zo_spider", chains={"*": chain(ZOSpider())}, defaults={"*": {"lr": 1e-3}},
+                  summary="zeroth-order SPIDER (recursive two-point estimator of the δ-smoothed function)",
+                  paper="Chen, Xu, Luo, Faster Gradient-Free Algorithms for Nonsmooth Nonconvex Stochastic "
+                        "Optimization (ICML 2023), arXiv:2301.06428",
+                  rule="v = mean g(x_t; w) every epoch, else v + mean[g(x_t; w) − g(x_{t−1}; w)];  x ← x − lr·v",
+                  needs=NEEDS)

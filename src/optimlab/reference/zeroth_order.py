@@ -14,7 +14,7 @@ import torch
 
 from ..transforms.zeroth_order import direction
 
-__all__ = ["zo_estimate", "zo_gd_step", "zo_gdm_step", "zo_adam_step", "zo_fw_step", "zo_fw_batched", "langevin_step"]
+__all__ = ["zo_estimate", "zo_gd_step", "zo_gdm_step", "zo_adam_step", "zo_fw_step", "zo_fw_batched", "langevin_step", "zo_spider_step"]
 
 
 def _flat(ts):
@@ -134,3 +134,30 @@ def langevin_step(xs, gs, state: dict, *, lr: float = 1e-3, beta: float = 1e4, s
             new = new / new.norm()
         x.copy_(new)
         avgs[i] += (x - avgs[i]) / t
+
+
+def zo_spider_step(f, xs, state: dict, *, lr: float = 1e-3, delta: float = 1e-3, epoch: int = 10, b1: int = 16,
+                   b2: int = 2, seed: int = 0) -> None:
+    """g(x; w) = d/(2δ)(f(x+δw) − f(x−δw))·w, w = z/‖z‖ (z the shared stream, salt 0);
+    t ≡ 1 (mod epoch): v = mean_{j<b1} g(x_t; w_j); else v ← v + mean_{j<b2}[g(x_t; w_j) − g(x_{t−1}; w_j)];
+    x_{t−1} ← x_t;  x ← x − lr·v."""
+    from ..transforms.zeroth_order import _chunk_z, _chunks, _mix
+
+    state["t"] = t = state.get("t", 0) + 1
+    x = _flat(xs)
+    d = x.numel()
+
+    def w(j):
+        z = torch.cat([torch.cat([_chunk_z(xi, _mix(seed, t, 0, j, i, k), c.numel()) for k, c in _chunks(xi)])
+                       for i, xi in enumerate(xs)])
+        return z / z.norm()
+
+    def g(point, wj):
+        return d / (2 * delta) * (float(f(_split(point + delta * wj, xs))) - float(f(_split(point - delta * wj, xs)))) * wj
+
+    if (t - 1) % epoch == 0:
+        v = sum(g(x, w(j)) for j in range(b1)) / b1
+    else:
+        v = state["v"] + sum(g(x, w(j)) - g(state["prev"], w(j)) for j in range(b2)) / b2
+    state["v"], state["prev"] = v, x.clone()
+    _write(xs, x - lr * v)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
-from .zeroth_order import CHUNK, _check_contiguous, _chunk_z, _chunks, _mix, _Perturbation, refuse_nonfinite
+from .zeroth_order import CHUNK, _check_contiguous, _chunk_z, _chunks, _mix, _Perturbation, refuse_nonfinite, trainable
 
 __all__ = ["lmo", "ZOFrankWolfe", "schedule"]
 
@@ -67,7 +67,7 @@ class ZOFrankWolfe(Transform):
         b.ctx.shared("zo_fw", lambda: self._estimate(b.ctx, b.group, b.steps[0]))
 
     def _estimate(self, ctx: Any, group: dict, step: int) -> dict[str, Any]:
-        params = ctx.params
+        params = trainable(ctx)
         _check_contiguous(ctx.name, params)
         d = sum(p.numel() for p in params)
         c, rho, gamma = schedule(step - 1, d)

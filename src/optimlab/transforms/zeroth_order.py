@@ -29,7 +29,7 @@ from torch import Tensor
 from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
 
-__all__ = ["CHUNK", "direction", "ZOEstimate", "ZODescend", "ZO_HPARAMS"]
+__all__ = ["CHUNK", "direction", "trainable", "ZOEstimate", "ZODescend", "ZO_HPARAMS"]
 
 CHUNK = 1 << 13  # elements per regenerated piece of a direction 
 _M64 = (1 << 64) - 1
@@ -70,6 +70,12 @@ def direction(p: Tensor, seed: int, step: int, j: int, i: int) -> Tensor:
     """Direction ``z_j`` of step ``step`` for parameter ``i`` (its position in the optimizer's param groups, in
     order), as a full tensor shaped like ``p``."""
     return torch.cat([_chunk_z(p, _mix(seed, step, j, i, c), v.numel()) for c, v in _chunks(p)]).view_as(p)
+
+
+def trainable(ctx: Any) -> list[Tensor]:
+    """The parameters a value-only recipe perturbs and steps: those of the optimizer that require grad,
+    in param-group order (their position indexes the directions)."""
+    return [p for p in ctx.params if p.requires_grad]
 
 
 def _check_contiguous(name: str, params: Sequence[Tensor]) -> None:
@@ -182,7 +188,7 @@ def _estimate(ctx: Any, group: dict, step: int) -> dict[str, Any]:
     """The q projected derivatives (f(x+μz_j) − f(x−μz_j))/(2μ), and the step's loss (their mid-points' mean).
 
     Sets ``ctx.loss``; on a non-finite value restores the parameters and follows ``nonfinite=``."""
-    params = ctx.params
+    params = trainable(ctx)
     _check_contiguous(ctx.name, params)
     mu, q, seed = group["mu"], group["q"], group["seed"]
     coeffs, mids = [], []
