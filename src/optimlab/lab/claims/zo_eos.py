@@ -78,11 +78,14 @@ def _experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
             k = max(1, int(round(LATE * len(r["sums"]))))
             late = r["sums"][-k:] if len(r["sums"]) == cfg["steps"] // cfg["every"] else []
             late_s = float(np.mean(late)) if late and all(np.isfinite(late)) else float("nan")
-            row[f"late_S@{f:g}"] = late_s
-            row[f"end_trH@{f:g}"] = r["traces"][-1] if late else float("nan")
-            row[f"end_loss@{f:g}"] = r["losses"][-1] if r["losses"] else float("nan")
-            ok &= LOW <= late_s <= HIGH
-            end_traces.append(row[f"end_trH@{f:g}"])
+            # a diverged run (or one with an infinite S) fails the rule; its numbers are left out, flagged
+            row[f"diverged@{f:g}"] = float(not np.isfinite(late_s))
+            if np.isfinite(late_s):
+                row[f"late_S@{f:g}"] = late_s
+                row[f"end_trH@{f:g}"] = r["traces"][-1]
+                row[f"end_loss@{f:g}"] = r["losses"][-1]
+            ok &= bool(LOW <= late_s <= HIGH)
+            end_traces.append(row.get(f"end_trH@{f:g}", float("nan")))
         decreasing = all(np.isfinite(end_traces)) and all(a > b for a, b in zip(end_traces, end_traces[1:]))
         row["trH_decreasing_in_lr"] = float(decreasing)
         per_seed[seed] = row
@@ -99,9 +102,9 @@ def _experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
     axes[0].legend(fontsize=8)
     axes[1].set(xlabel="step", ylabel="tr(H) (positive part)", title="trace of the Hessian")
     fig.tight_layout()
-    lates = {f: [per_seed[s][f"late_S@{f:g}"] for s in seeds] for f in cfg["factors"]}
+    lates = {f: [per_seed[s].get(f"late_S@{f:g}", float("nan")) for s in seeds] for f in cfg["factors"]}
     explanation = ("late S per lr factor (rule: every one in [1.6, 2.4]): " + "; ".join(
-        f"{f:g}η*₀: {', '.join(f'{v:.3g}' for v in vs)}" for f, vs in lates.items())
+        f"{f:g}η*₀: {', '.join(f'{v:.3g}' if np.isfinite(v) else 'diverged' for v in vs)}" for f, vs in lates.items())
         + "; end tr(H) decreasing in η on " + f"{sum(per_seed[s]['trH_decreasing_in_lr'] == 1.0 for s in seeds)}"
         + f"/{len(seeds)} seeds")
     return Outcome(per_seed, passed, explanation, fig, {"config": {k: list(v) if isinstance(v, tuple) else v
