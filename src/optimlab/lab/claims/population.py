@@ -18,7 +18,7 @@ import torch
 from .base import Claim, Outcome, new_figure, register
 
 FULL = {"dim": 10, "particles": 200, "steps": 2000}
-FAST = {"dim": 10, "particles": 200, "steps": 1000}
+FAST = {"dim": 10, "particles": 200, "steps": 500}
 CBO_HP = {"alpha": 1e3, "lam": 1.0, "sigma": 1.0, "dt": 0.01}
 GRIDS = {"sgd": (1e-4, 1e-3, 4e-3), "adam": (1e-2, 1e-1, 0.3)}
 TOL = 0.25
@@ -101,7 +101,7 @@ CBO_RASTRIGIN = register(Claim(
     optimizers=("sgd", "adam"),
     protocol="Rastrigin d=10, N=200 particles uniform on [−5.12, 5.12]^10, anisotropic CBO (α=1e3, λ=1, σ=1, "
              "Δt=0.01), 2000 steps; sgd (lr 1e-4, 1e-3, 4e-3) and adam (lr 1e-2, 0.1, 0.3) from the best initial "
-             "particle, same steps, best rate over the grid. full: 2000 steps, 20 seeds; fast: 1000 steps, 2 seeds.",
+             "particle, same steps, best rate over the grid. full: 2000 steps, 20 seeds; fast: 500 steps, 2 seeds.",
     rule="‖v_α‖∞ < 0.25 in ≥ 90% of seeds for CBO, and < 20% of seeds for both sgd and adam",
     margin="success threshold 0.25 in the sup norm; rates 90% / 20% over seeds",
     experiment=_experiment,

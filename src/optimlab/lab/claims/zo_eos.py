@@ -19,7 +19,7 @@ import torch
 from .base import Claim, Outcome, new_figure, register
 from .edge_of_stability import _data, _model, _mse
 
-FAST = {"n": 128, "width": 8, "factors": (0.5, 1.0, 2.0), "steps": 1000, "every": 500}
+FAST = {"n": 128, "width": 6, "factors": (0.5, 1.0, 2.0), "steps": 1000, "every": 500}
 FULL = {"n": 128, "width": 16, "factors": (0.5, 1.0, 2.0), "steps": 6000, "every": 500}
 LOW, HIGH = 1.6, 2.4
 LATE = 0.4  # the last 40% of the spectrum checkpoints are "late"
@@ -119,7 +119,7 @@ ZO_EOS_MLP = register(Claim(
               "on a network, and large steps regularize tr(H) (the whole spectrum) rather than λ_max.",
     optimizers=("zo_sgd",),
     protocol="tanh MLP (64-w-w-10), MSE on 128 digits, full batch; zo_sgd with q=1, μ=1e-3 at η ∈ {0.5, 1, 2}·η*"
-             "(H₀); exact Hessian spectrum every 500 steps. fast: width 8 (682 parameters), 1000 steps; full: "
+             "(H₀); exact Hessian spectrum every 500 steps. fast: width 6 (502 parameters), 1000 steps; full: "
              "width 16 (1482 parameters), 6000 steps.",
     rule="late S (mean over the last 40% of spectrum checkpoints) in [1.6, 2.4] at every η, and the end tr(H) "
          "strictly decreasing in η",

@@ -17,7 +17,7 @@ import torch
 
 from .base import Claim, Outcome, new_figure, register
 
-FAST = {"dim": 20, "runs": 8, "steps": 10_000}
+FAST = {"dim": 20, "runs": 8, "steps": 5_000}
 FULL = {"dim": 20, "runs": 32, "steps": 100_000}
 LOW, HIGH = -0.5, -0.25
 
@@ -96,7 +96,7 @@ ZO_FW = register(Claim(
     optimizers=("zo_frank_wolfe",),
     protocol="convex quadratic (spectrum logspace [0.1, 1], random basis, b with ‖b‖₁ = 3) on the unit ℓ1 "
              "ball, d = 20, the paper's schedules (c_t, ρ_t, γ_t); mean primal gap over independent runs "
-             "(vectorized literal rule). fast: 8 runs, T = 1e4, 2 seeds; full: 32 runs, T = 1e5, 5 seeds.",
+             "(vectorized literal rule). fast: 8 runs, T = 5e3, 2 seeds; full: 32 runs, T = 1e5, 5 seeds.",
     rule="log-log slope of the mean primal gap over the last two decades of steps lies in [−0.5, −0.25]",
     margin="slope window [−0.5, −0.25] around the theoretical −1/3, every seed",
     experiment=_experiment,
