@@ -229,3 +229,15 @@ def test_zo_spider_parity_across_epochs():
     for p, r in zip(ordered(model, opt), xs):
         torch.testing.assert_close(p.detach(), r, rtol=1e-10, atol=1e-12)
     assert opt.closure_evals == 3 * 2 * 4 + 4 * 4 * 2
+
+
+def test_lab_runner_trains_zeroth_order_recipes(tmp_path):
+    """The runner gives value-only recipes a forward-only closure and never calls backward()."""
+    from optimlab.lab.runner import run
+
+    db = str(tmp_path / "runs.db")
+    start = run("quadratic", "zo_sgd", hparams={"lr": 0.02}, seed=0, steps=1, store=db + "0", eval_every=1)
+    res = run("quadratic", "zo_sgd", hparams={"lr": 0.02}, seed=0, steps=200, store=db, eval_every=200)
+    assert start.ok and res.ok
+    assert res.final["evals"] == 200 + 2 * 200  # one logged loss per step plus the 2q closure calls
+    assert res.final["eval_loss"] < 0.5 * start.final["eval_loss"]
