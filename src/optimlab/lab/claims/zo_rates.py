@@ -52,7 +52,7 @@ def _experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
 
     cfg = FAST if fast else FULL
     T, R, d = cfg["steps"], cfg["runs"], cfg["dim"]
-    record = sorted({int(t) for t in np.unique(np.logspace(1, np.log10(T), 40).astype(int))})
+    record = sorted({int(round(t)) for t in np.logspace(1, np.log10(T), 40)} | {T})
     per_seed, passed, curves = {}, {}, {}
     for seed in seeds:
         A, b, f_star, gen = _problem(seed, d)
