@@ -14,6 +14,11 @@ step and hangs it on every bucket as ``bucket.ctx``:
   closure carries ``closure.outputs``, a callable returning the outputs at the current parameters (the
   closure's batch); the product is a double backward through them
   (:func:`optimlab.diagnostics.operators.output_jvp`), so the model needs no forward-mode support;
+* ``"value"``: function values only (zeroth-order methods): the closure computes and returns the loss
+  without ``backward()``; the engine does not call it at the start of the step, the recipe calls
+  ``ctx.value()`` (the closure under ``torch.no_grad()``, counted) at the points it chooses and sets
+  ``ctx.loss`` (the step's return value). The engine steps every parameter that requires grad, whether or
+  not it has a ``.grad``, and never reads a gradient;
 * ``"hvp"``: Hessian-vector products (double backward through the gradients of a closure that called
   ``loss.backward(create_graph=True)``; Pearlmutter, Neural Computation 1994), ``ctx.hvp(vectors)``, or
   as a flat :class:`optimlab.diagnostics.operators.CurvatureOperator` via ``ctx.hessian_operator()``.
@@ -21,7 +26,7 @@ step and hangs it on every bucket as ``bucket.ctx``:
 A transform may also define ``finish(bucket)``: a post-pass the engine runs on every bucket after every chain
 has stepped (the ghosts-of-softmax controller applies a step it scaled by a global factor there).
 
-``loss``, ``reevaluate``, ``hvp`` and ``jvp`` need a closure: ``step()`` without one is a ``TypeError`` naming the
+``loss``, ``reevaluate``, ``value``, ``hvp`` and ``jvp`` need a closure: ``step()`` without one is a ``TypeError`` naming the
 optimizer. The closure follows torch's convention (zero the grads, compute the loss, backward, return
 the loss) and must not modify the parameters: a closure that does is a ``ValueError`` (detected by the
 parameters' version counters, so free). Every closure call is counted: ``ctx.evals`` this step,
@@ -43,8 +48,8 @@ from torch import Tensor
 __all__ = ["NEEDS", "CLOSURE_NEEDS", "StepContext", "SkipStep", "check_needs", "norms", "dists", "sq_norm",
            "sq_dist", "dot"]
 
-NEEDS = ("loss", "reevaluate", "global", "hvp", "jvp")
-CLOSURE_NEEDS = frozenset({"loss", "reevaluate", "hvp", "jvp"})
+NEEDS = ("loss", "reevaluate", "global", "hvp", "jvp", "value")
+CLOSURE_NEEDS = frozenset({"loss", "reevaluate", "hvp", "jvp", "value"})
 
 
 class SkipStep(Exception):
@@ -129,6 +134,8 @@ class StepContext:
                     f"opt.step(closure) with a closure that zeroes the grads, computes the loss, calls "
                     f"backward() and returns the loss")
             return ctx
+        if wants == {"value"}:  # zeroth order: the recipe evaluates the closure itself (ctx.value())
+            return ctx
         if not wants:  # torch.optim's behaviour: the closure's value passes through untouched
             with torch.enable_grad():
                 ctx.loss = closure()
@@ -157,9 +164,9 @@ class StepContext:
         self.evals += 1
         self.opt.closure_evals += 1
 
-    def _call(self, closure: Callable[[], Any], what: str) -> Any:
+    def _call(self, closure: Callable[[], Any], what: str, grad: bool = True) -> Any:
         versions = [p._version for p in self.params]
-        with torch.enable_grad():
+        with torch.enable_grad() if grad else torch.no_grad():
             loss = closure()
         self._count()
         for i, (p, v) in enumerate(zip(self.params, versions)):
@@ -238,6 +245,19 @@ class StepContext:
         what = f"loss {value}" if not math.isfinite(value) else "gradient has NaN or Inf"
         raise FloatingPointError(f"{self.name}: at the re-evaluated point the closure's {what}; nothing was updated "
                                  f"(nonfinite='error'; 'skip' skips such steps, 'ignore' checks nothing)")
+    def value(self) -> Tensor | float:
+        """The closure's loss at the current parameters, under ``torch.no_grad()`` (need ``"value"``): no
+        graph and no ``.grad`` is created, so the memory is that of inference. Counted like every call."""
+        if "value" not in self.needs:
+            raise RuntimeError(f"{self.name}: value() used by a recipe that does not declare needs={{'value'}}")
+        try:
+            return self._call(self.closure, "the closure", grad=False)
+        except RuntimeError as err:
+            if "does not require grad" not in str(err):
+                raise
+            raise TypeError(f"{self.name}: a zeroth-order method evaluates the loss only: the closure must "
+                            f"compute and return the loss without calling backward() (it is called under "
+                            f"torch.no_grad())") from err
 
     # -- Hessian-vector products -----------------------------------------------------------------
     def hvp(self, vectors: Sequence[Tensor]) -> list[Tensor]:

@@ -31,7 +31,8 @@ are detected by themselves. The engine only hands the prepared buckets to that e
 it agrees with the other ranks (settings, non-finite flags) and runs the chains; the step loop stays here.
 
 ``p.grad`` is never modified; parameters whose ``grad`` is ``None`` are skipped (their state and step
-count do not advance).
+count do not advance). Recipes that need function values only (``needs={"value"}``, zeroth order) step
+every parameter that requires grad and never read a gradient; their step returns the ``ctx.loss`` they set.
 
 Train and eval modes (``train()`` / ``eval()``, like ``nn.Module``'s): a chain whose last transform keeps
 the parameters at a point other than the one to evaluate (schedule-free keeps ``y`` in the parameters and
@@ -186,10 +187,11 @@ class ChainOptimizer(torch.optim.Optimizer):
     # -- the step --------------------------------------------------------------------------------
     def _work(self) -> list[tuple[dict, list[Tensor]]]:
         work = []
+        values_only = "value" in self.recipe.needs
         for group in self.param_groups:
-            ps = [p for p in group["params"] if p.grad is not None]
+            ps = [p for p in group["params"] if (p.requires_grad if values_only else p.grad is not None)]
             for p in ps:
-                if p.grad.is_sparse:
+                if p.grad is not None and p.grad.is_sparse:
                     raise RuntimeError(f"{self.name}: sparse gradients are not supported")
                 if torch.is_complex(p):
                     raise RuntimeError(f"{self.name}: complex parameters are not supported")
@@ -268,7 +270,9 @@ class ChainOptimizer(torch.optim.Optimizer):
                                f"(and opt.eval() before evaluating), alongside model.train()/model.eval()")
         compiling = torch.compiler.is_compiling()
         fused = self.fused and not compiling  # torch's fused kernels do not survive functionalization
-        found = None if self.nonfinite == "ignore" else finite.flags([p.grad for _, ps in work for p in ps])
+        values_only = "value" in self.recipe.needs  # zeroth order: no gradients to check
+        found = None if self.nonfinite == "ignore" or values_only else finite.flags(
+            [p.grad for _, ps in work for p in ps])
         if found is not None and "reevaluate" in ctx.needs and finite.raised(found):
             # the pre-pass would re-evaluate from a non-finite gradient: refuse it first, naming the parameter
             if self._refuse(work):
@@ -279,10 +283,13 @@ class ChainOptimizer(torch.optim.Optimizer):
         except SkipStep:  # a non-finite re-evaluation under nonfinite='skip' (the pre-pass took the step back)
             self.skipped_steps += 1
             return loss
+        if ctx.skip:  # a value-only recipe found a non-finite loss in its pre-pass (nonfinite="skip")
+            self._undo(buckets, created)
+            return ctx.loss
         if self._distributed is not None:  # agree with the other ranks, then owner-split / sharded chains
             if not self._distributed.refuse(work, found, lambda: self._undo(buckets, created), ctx):
                 self._distributed.run(buckets, fused)
-            return loss
+            return ctx.loss if values_only else loss
         later = []
         for chain, b in buckets:
             # a fused kernel takes the flag as found_inf and skips itself: it may run before the flag is read
@@ -308,7 +315,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             chain.step(b, fused=fused)
         if any(c.finishes for c, _ in later):
             ctx.finish(later)
-        return loss
+        return ctx.loss if values_only else loss
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -320,17 +320,23 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
     # evaluation); recipes that re-evaluate (or need HVPs) get a real closure, each call of which is one
     # more loss-and-gradient evaluation, logged cumulatively as ``evals`` (the report's --x evals).
     needs = getattr(getattr(opt, "recipe", None), "needs", frozenset())
-    reevaluates = bool(needs & {"reevaluate", "hvp"})
+    reevaluates = bool(needs & {"reevaluate", "hvp"}) or "value" in needs  # value: log cumulative evals
+    values_only = "value" in needs
     try:
         model.train()
         for step in range(start + 1, steps + 1):
             t0 = time.perf_counter()
             batch = instance.batch(step - 1)
-            loss = instance.loss(model, batch)
+            if values_only:  # zeroth order: no graph, no backward; the step evaluates the loss itself
+                with torch.no_grad():
+                    loss = instance.loss(model, batch)
+            else:
+                loss = instance.loss(model, batch)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"non-finite training loss {loss_value} at step {step}")
-            loss.backward()
+            if not values_only:
+                loss.backward()
             ta = time.perf_counter()
             # step telemetry, left out of step_ms: the lr the step will use, the gradient norm before
             # the step, and a copy of the parameters to measure the update
@@ -338,7 +344,9 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
             if logged:
                 lr, gnorm, before = float(steplog.main_group(opt)["lr"]), steplog.grad_norm(opt), steplog.snapshot(opt)
             t1 = time.perf_counter()
-            if reevaluates:
+            if values_only:  # a forward-only closure, called 2q times (under no_grad) by the step
+                opt.step(lambda batch=batch: instance.loss(model, batch))
+            elif reevaluates:
                 opt.step(_closure(instance, model, opt, batch, create_graph="hvp" in needs))
             elif "loss" in needs:
                 opt.step(lambda loss=loss: loss)

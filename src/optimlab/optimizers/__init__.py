@@ -11,3 +11,4 @@ from . import reevaluated  # noqa: F401  (FD-GR, IGT, O2NC, SPIDER-NGD, SMB: a s
 from . import shampoo  # noqa: F401  (Kronecker-factored preconditioners)
 from . import curvature  # noqa: F401  (Hutchinson-HVP methods)
 from . import projected  # noqa: F401  (low-rank projected: GaLore, DCT, OSD, SNSM)
+from . import zeroth_order  # noqa: F401  (function values only)

@@ -21,6 +21,10 @@ from __future__ import annotations
 
 from . import edge_of_stability  # noqa: F401  (registration order = listing order)
 from . import zeroth_order  # noqa: F401
+from . import zo_rates  # noqa: F401
+from . import population  # noqa: F401
+from . import zo_eos  # noqa: F401
+from . import langevin  # noqa: F401
 from . import amsgrad  # noqa: F401
 from . import associative_memory  # noqa: F401
 from . import incremental  # noqa: F401

@@ -21,6 +21,7 @@ from .functions import Rastrigin, Rosenbrock
 from .matrix_sensing import MatrixSensing
 from .modular import ModularArithmetic
 from .pinn import PINN
+from .planted import SingleIndex, TensorPCA
 from .quadratic import Quadratic
 from .random_features import RandomFeatures
 
@@ -29,7 +30,8 @@ __all__ = ["TASKS", "Task", "TaskInstance", "TaskSpec", "get_task"]
 TASKS: dict[str, type[Task]] = {
     cls.name: cls
     for cls in (Quadratic, Rosenbrock, Rastrigin, RandomFeatures, AssociativeMemory,
-                ModularArithmetic, MatrixSensing, DeepLinear, DigitsMLP, MNIST1D, CharLM, PINN, ContinualDigits)
+                ModularArithmetic, MatrixSensing, DeepLinear, DigitsMLP, MNIST1D, CharLM, PINN, ContinualDigits,
+                SingleIndex, TensorPCA)
 }
 
 
