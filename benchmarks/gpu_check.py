@@ -52,8 +52,11 @@ def train(name, device, dtype, steps=8):
     def closure():
         opt.zero_grad()
         loss = nn.functional.cross_entropy(m(x).float().flatten(0, 1), y.flatten())
-        loss.backward()
+        if loss.requires_grad:  # zeroth-order recipes call the closure under no_grad
+            loss.backward(create_graph="hvp" in needs)
         return loss
+
+    closure.outputs = lambda: m(x)  # for recipes that take Jacobian-vector products of the outputs
 
     for _ in range(steps):
         if needs:

@@ -14,12 +14,13 @@ NAMES = optimlab.available()
 def stepped(name, params_or_groups, steps=2):
     opt = optimlab.create(params_or_groups, name)
     ps = [p for g in opt.param_groups for p in g["params"]]
+    hvp = "hvp" in optimlab.describe(name).needs  # Hessian-vector products: the closure keeps the graph
     for _ in range(steps):
         def closure():
             opt.zero_grad()
             loss = sum(((p - 0.3) ** 2).sum() for p in ps)
             if torch.is_grad_enabled():  # a gradient-free (zeroth-order) step may evaluate under no_grad
-                loss.backward()
+                loss.backward(create_graph=hvp)
             return loss
         opt.step(closure)
     return opt

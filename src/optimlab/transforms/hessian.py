@@ -257,8 +257,8 @@ class SaddleFreeNewton(Transform):
         proc = LanczosProcess(op, (g / norm), min(k, op.dim))
         while proc.steps < proc.max_steps and not proc.done:
             proc.step()
-        theta, S = torch.linalg.eigh(proc.tridiagonal())
-        V = proc.Q[:proc.steps].to(torch.float64).T @ S
+        theta, S = torch.linalg.eigh(proc.tridiagonal().to(g.device))
+        V = proc.Q[:proc.steps].to(torch.float64).T @ S.to(torch.float64)
         theta = torch.nan_to_num(theta, nan=0.0, posinf=1e300, neginf=-1e300)
         return split(V @ ((V.T @ g) / (theta.abs() + lam)))
 

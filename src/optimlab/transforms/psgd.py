@@ -169,7 +169,7 @@ class PSGDKron(Transform):
         if fit:
             V = torch.stack([torch.randn(M.shape[-2:], generator=step_generator(g["seed"], b.steps[i],
                                                                                  order[id(b.params[i])]),
-                                         dtype=wd) for i in fit])
+                                         dtype=wd) for i in fit]).to(M.device)  # CPU draws: same on any device
             if self.hvp:
                 H = self._hvps(b, fit, V)
             else:

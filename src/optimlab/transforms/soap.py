@@ -131,7 +131,7 @@ class SOAPPrecondition(Transform):
             M = stack_matrices(m, dtype=wd) if p0.ndim >= 2 else torch.stack(m).to(wd).unsqueeze(-1)
             V = torch.stack(v).to(wd).reshape(M.shape)
             N = _rotate(M, QL, QR) / (V.sqrt() + g["eps"])
-            steps = torch.tensor([b.steps[i] - 1 for i in rest], dtype=torch.float64)
+            steps = torch.tensor([b.steps[i] - 1 for i in rest], dtype=torch.float64, device=M.device)
             size = ((1 - beta2**steps).sqrt() / (1 - beta1**steps)).to(wd).view(-1, 1, 1)
             step = _rotate(N, QL, QR, back=True) * size
             if everyone:
