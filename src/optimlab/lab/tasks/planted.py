@@ -52,8 +52,27 @@ class _Planted(TaskInstance):
         return {"eval_loss": 1 - m**3, "overlap": m}
 
 
+class _OverlapTask(Task):
+    """What the planted-signal tasks share: overlap with the planted direction, maximised, target 0.9."""
+
+    def _targets(self) -> dict[str, float]:
+        return {"overlap": 0.9}
+
+    def _metrics(self):
+        return ("eval_loss", "overlap")
+
+    def _primary_metric(self) -> str:
+        return "overlap"
+
+    def _maximize(self) -> bool:
+        return True
+
+    def _adamw(self):
+        return {"lr": 0.05, "weight_decay": 0.0}
+
+
 @dataclass(frozen=True, kw_only=True)
-class SingleIndex(Task):
+class SingleIndex(_OverlapTask):
     """Options: dim (16), batch_size (fresh Gaussian samples per step, 256). Metrics: eval_loss
     (population loss 1 − m³), overlap m = ⟨θ̂, θ*⟩ (primary, maximised; target 0.9)."""
 
@@ -70,23 +89,8 @@ class SingleIndex(Task):
         check_int(self.name, "dim", self.dim, minimum=2)
         check_int(self.name, "batch_size", self.batch_size, minimum=1)
 
-    def _targets(self) -> dict[str, float]:
-        return {"overlap": 0.9}
-
-    def _metrics(self):
-        return ("eval_loss", "overlap")
-
-    def _primary_metric(self) -> str:
-        return "overlap"
-
-    def _maximize(self) -> bool:
-        return True
-
     def _default_steps(self) -> int:
         return 500
-
-    def _adamw(self):
-        return {"lr": 0.05, "weight_decay": 0.0}
 
     def _build(self, seed: int) -> "SingleIndexInstance":
         return SingleIndexInstance(self, seed)
@@ -107,7 +111,7 @@ class SingleIndexInstance(_Planted):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TensorPCA(Task):
+class TensorPCA(_OverlapTask):
     """Options: dim (16), snr λ (64.0, in units of the noise entries' std). Full batch. Metrics: eval_loss
     (noise-free 1 − m³), overlap m = ⟨θ̂, θ*⟩ (primary, maximised; target 0.9)."""
 
@@ -125,23 +129,8 @@ class TensorPCA(Task):
         check_int(self.name, "dim", self.dim, minimum=2)
         check_float(self.name, "snr", self.snr, minimum=0.0, strict_min=True)
 
-    def _targets(self) -> dict[str, float]:
-        return {"overlap": 0.9}
-
-    def _metrics(self):
-        return ("eval_loss", "overlap")
-
-    def _primary_metric(self) -> str:
-        return "overlap"
-
-    def _maximize(self) -> bool:
-        return True
-
     def _default_steps(self) -> int:
         return 300
-
-    def _adamw(self):
-        return {"lr": 0.05, "weight_decay": 0.0}
 
     def _build(self, seed: int) -> "TensorPCAInstance":
         return TensorPCAInstance(self, seed)
