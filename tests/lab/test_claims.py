@@ -16,7 +16,11 @@ from optimlab.lab.claims import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_
 IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-boundary",
                "adam-fails-amsgrad-converges", "muon-associative-memory", "incremental-rank-learning",
                "grokking-modular-arithmetic", "sgd-trace-bound", "natural-gradient-scaling-exponent",
-               "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd"]
+               "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd",
+               # issue 15 (registration order)
+               "muon-assoc-multistep", "muoneq-ns-error-vs-conditioning", "freon-quasinorm-best",
+               "scaling-alpha-shift-vs-s", "deep-linear-saddle-to-saddle", "curses-of-symmetry-rates",
+               "tiny-subspace-k-classes", "outlier-eigenspace-alignment"]
 PENDING: list[str] = []
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -21,6 +21,11 @@ from . import sgd_trace  # noqa: F401
 from . import natural_gradient  # noqa: F401
 from . import muon_family  # noqa: F401
 from . import dog  # noqa: F401
+from . import muon_capacity  # noqa: F401  (issue 15's claims)
+from . import orthogonalization  # noqa: F401
+from . import scaling_spectrum  # noqa: F401
+from . import saddles  # noqa: F401
+from . import hessian_subspace  # noqa: F401
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 

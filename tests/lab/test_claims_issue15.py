@@ -1,0 +1,52 @@
+"""Deterministic pieces of issue 15's claims (the fast protocols run in test_claims.py)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from optimlab.lab.claims import get_claim
+
+
+def test_arxiv_fields_are_filled():
+    for cid, arxiv in (("zo-stability-boundary", "2604.14669"), ("muon-associative-memory", "2603.26554"),
+                       ("kaon-matches-muon", "2605.11181"), ("muoneq-r-vs-muon", "2603.28254")):
+        assert get_claim(cid).arxiv == arxiv
+
+
+def test_ns_error_is_small_for_an_orthogonal_matrix_and_large_when_ill_conditioned():
+    from optimlab.lab.claims.orthogonalization import _ns_error
+
+    q = torch.linalg.qr(torch.randn(64, 64, generator=torch.Generator().manual_seed(0)))[0]
+    assert _ns_error(q[:32]) < 0.05  # orthonormal rows: NS5 lands near the polar factor
+    bad = q[:32] * torch.logspace(0, -4, 32)[:, None]
+    assert _ns_error(bad) > 0.3  # singular values down to 1e-4 of the top are not lifted in 5 steps
+    assert _ns_error(bad / bad.norm(dim=1, keepdim=True)) < 0.05  # row equilibration undoes the row scales
+
+
+def test_first_rank_step_and_linear_fit():
+    from optimlab.lab.claims.saddles import _first, _linfit
+
+    assert _first([0, 0, 1, 1, 2], 1) == 2 and _first([0, 0, 1, 1, 2], 2) == 4
+    assert _first([0, 1], 3) == math.inf
+    x = np.arange(10.0)
+    slope, r2 = _linfit(x, 3.0 - 0.5 * x)
+    assert abs(slope + 0.5) < 1e-12 and abs(r2 - 1.0) < 1e-12
+
+
+def test_exact_parameterization_converges_linearly_to_machine_precision():
+    from optimlab.lab.claims.saddles import _sensing_errors
+
+    e = _sensing_errors(3, "symmetric", 1e-3, 600, seed=0)
+    assert e[0] > 0.9 and e[-1] < 1e-12  # float64 truth and observations: no float32 floor
+
+
+def test_mixture_means_are_orthogonal_and_labels_balanced():
+    from optimlab.lab.claims.hessian_subspace import CLASSES, _mixture
+
+    x, y = _mixture(50, 4000, seed=0)
+    means = torch.stack([x[y == c].mean(0) for c in range(CLASSES)])
+    gram = means @ means.T
+    assert torch.allclose(gram.diagonal(), torch.full((CLASSES,), 9.0), atol=1.0)
+    assert (gram - torch.diag(gram.diagonal())).abs().max() < 1.0
