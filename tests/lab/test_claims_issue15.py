@@ -50,3 +50,17 @@ def test_mixture_means_are_orthogonal_and_labels_balanced():
     gram = means @ means.T
     assert torch.allclose(gram.diagonal(), torch.full((CLASSES,), 9.0), atol=1.0)
     assert (gram - torch.diag(gram.diagonal())).abs().max() < 1.0
+
+
+def test_teacher_trace_matches_autograd_hessian():
+    from optimlab.lab.claims.implicit_bias import D, _diag_problem, _teacher_trace
+
+    x, y, w_star = _diag_problem(seed=0)
+
+    def loss(p):
+        u, v = p[:D], p[D:]
+        return 0.5 * (x @ (u * u - v * v) - y).pow(2).mean()
+
+    p = torch.cat([w_star.clamp(min=0).sqrt(), (-w_star).clamp(min=0).sqrt()])
+    h = torch.autograd.functional.hessian(loss, p)
+    assert abs(float(h.diagonal().sum()) - _teacher_trace(x, w_star)) < 1e-9 * _teacher_trace(x, w_star)
