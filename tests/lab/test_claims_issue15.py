@@ -64,3 +64,15 @@ def test_teacher_trace_matches_autograd_hessian():
     p = torch.cat([w_star.clamp(min=0).sqrt(), (-w_star).clamp(min=0).sqrt()])
     h = torch.autograd.functional.hessian(loss, p)
     assert abs(float(h.diagonal().sum()) - _teacher_trace(x, w_star)) < 1e-9 * _teacher_trace(x, w_star)
+
+
+def test_bigram_chain_excess_loss_is_zero_at_the_true_logits_and_positive_at_zero():
+    from optimlab.lab.claims.schedules_batch import VOCAB, _Chain
+
+    chain = _Chain(seed=0)
+    assert abs(float(chain.pi.sum()) - 1) < 1e-9
+    assert torch.allclose(chain.pi @ chain.p, chain.pi, atol=1e-9)  # stationary
+    assert abs(chain.excess(chain.p.clamp(min=1e-300).log())) < 1e-9
+    assert chain.excess(torch.zeros(VOCAB, VOCAB)) > 0.5
+    x, y = chain.batch()
+    assert x.shape == y.shape == (32,)
