@@ -76,3 +76,18 @@ def test_bigram_chain_excess_loss_is_zero_at_the_true_logits_and_positive_at_zer
     assert chain.excess(torch.zeros(VOCAB, VOCAB)) > 0.5
     x, y = chain.batch()
     assert x.shape == y.shape == (32,)
+
+
+def test_run_all_writes_one_html_page(tmp_path, monkeypatch):
+    from optimlab.lab.claims import __main__ as cli
+    from optimlab.lab.claims.base import Evidence
+
+    def fake(claim_id, fast, out_dir, seeds):
+        return Evidence(claim_id, "holds" if claim_id.startswith("m") else "does not hold", "m <b>", "e", fast,
+                        [0, 1], figure_path=None)
+
+    monkeypatch.setattr(cli, "run_claim", fake)
+    assert cli.main(["run", "muon-assoc-multistep", "wsd-decay-drop", "--fast", "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("<tr style") == 2 and "does not hold" in page and "m &lt;b&gt;" in page
+    assert 'id="wsd-decay-drop"' in page and "2410.05192" in page
