@@ -21,7 +21,8 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "muon-assoc-multistep", "muoneq-ns-error-vs-conditioning", "freon-quasinorm-best",
                "scaling-alpha-shift-vs-s", "deep-linear-saddle-to-saddle", "curses-of-symmetry-rates",
                "tiny-subspace-k-classes", "outlier-eigenspace-alignment", "l1-penalty-paradox",
-               "sgd-stable-minima-diagonal-nets", "wsd-decay-drop", "sqrt-scaling-rule"]
+               "sgd-stable-minima-diagonal-nets", "wsd-decay-drop", "sqrt-scaling-rule",
+               "pinn-conditioning-tracks-speed"]
 PENDING: list[str] = []
 PNG = b"\x89PNG\r\n\x1a\n"
 
