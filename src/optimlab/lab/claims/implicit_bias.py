@@ -132,7 +132,7 @@ def _diag(fast: bool, seeds: Sequence[int]) -> Outcome:
         per_seed[seed] = {**{f"sgd_l1@c={c:g}": v for c, v in zip(CS, s_norm)},
                           **{f"gd_l1@c={c:g}": v for c, v in zip(CS, g_norm)},
                           "sgd_rel_drop": rel_s, "gd_rel_change": rel_g, "teacher_l1": float(w_star.abs().sum()),
-                          "sgd_final_loss_max": max(v[1] for v in sgd)}
+                          "sgd_diverged_runs": float(sum(not math.isfinite(v[1]) for v in sgd))}
         passed[seed] = (all(math.isfinite(v) for v in s_norm + g_norm)
                         and all(a > b for a, b in zip(s_norm, s_norm[1:])) and rel_g < 0.5 * rel_s)
     fig, (ax,) = new_figure(1)
@@ -150,7 +150,7 @@ def _diag(fast: bool, seeds: Sequence[int]) -> Outcome:
         + ", GD " + "/".join(f"{per_seed[s][f'gd_l1@c={c:g}']:.3f}" for c in CS) for s in seeds)
         + " (need SGD decreasing, GD's relative change < half of SGD's)")
     if unreached:
-        explanation += "; inconclusive: some runs did not converge (loss ≥ 1e-4) within the budget"
+        explanation += "; inconclusive: some runs diverged or did not reach loss < 1e-4 within the budget (‖w‖₁ = inf)"
     return Outcome(per_seed, passed, explanation, fig, {"steps": steps, "cs": list(CS)},
                    verdict="inconclusive" if unreached else None)
 
