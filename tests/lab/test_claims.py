@@ -22,7 +22,7 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "scaling-alpha-shift-vs-s", "deep-linear-saddle-to-saddle", "curses-of-symmetry-rates",
                "tiny-subspace-k-classes", "outlier-eigenspace-alignment", "l1-penalty-paradox",
                "sgd-stable-minima-diagonal-nets", "wsd-decay-drop", "sqrt-scaling-rule",
-               "pinn-conditioning-tracks-speed"]
+               "pinn-conditioning-tracks-speed", "rmt-batch-hessian-lr-scaling", "adadagrad-rate"]
 PENDING: list[str] = []
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -101,3 +101,30 @@ def test_poisson_sine_features_condition_numbers():
     assert abs(kappa_plain - 4 ** 4) < 1e-6 * 256  # (jπ)^4 spread: κ = (K/1)^4 on orthogonal sines
     assert abs(kappa_pre - 1.0) < 1e-9 and steps_pre == 1.0  # preconditioned: one GD step at 1/λ_max
     assert steps_plain > 100
+
+
+def test_adadagrad_batches_never_shrink_and_gradient_falls():
+    from optimlab.lab.claims.batch_size import _ada_seed, _digits
+
+    x, y = _digits()
+    gnorms, batches = _ada_seed(40, 0, x.double(), y)
+    assert batches[0] == 8 and all(a <= b for a, b in zip(batches, batches[1:]))
+    assert min(gnorms) < 0.5 * gnorms[0]
+
+
+def test_max_lr_bisection_brackets_a_threshold():
+    from optimlab.lab.claims import batch_size
+
+    calls = []
+
+    def fake(state, name, lr, batch, steps, seed, x, y):
+        calls.append(lr)
+        return lr < 0.3
+
+    orig = batch_size._stable
+    batch_size._stable = fake
+    try:
+        lr = batch_size._max_lr(None, "sgd", 8, {"halvings": 20, "steps": 1}, 0, None, None)
+    finally:
+        batch_size._stable = orig
+    assert 0.29 < lr < 0.3 and len(calls) == 20
