@@ -128,3 +128,10 @@ def test_max_lr_bisection_brackets_a_threshold():
     finally:
         batch_size._stable = orig
     assert 0.29 < lr < 0.3 and len(calls) == 20
+
+
+def test_proxy_grids_are_centred_on_each_optimizers_default_lr():
+    from optimlab.lab.claims.proxies import FULL, default_lr
+
+    assert default_lr("muon") == 0.02 and default_lr("lion") == 1e-4 and default_lr("adamw") == 1e-3
+    assert FULL["factors"][len(FULL["factors"]) // 2] == 1.0  # the default sits mid-grid, not at an edge

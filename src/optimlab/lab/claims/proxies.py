@@ -1,0 +1,169 @@
+"""Small proxies for seed papers that only compare optimizers qualitatively (coverage section 3.3).
+
+Their abstracts give no CPU-checkable numbers; each proxy turns "outperforms" / "comparable to" into a tuned
+comparison on a small lab task. Protocol (fixed before the first run):
+
+- Task ``mnist1d`` (the lab's MLP) unless stated; every optimizer at its defaults except its main learning
+  rate (the matrix role's where the recipe has one), tuned per optimizer on its own grid = its default lr ×
+  {1/4, 1/2, 1, 2, 4} (fast × {1/2, 1, 2}) by the seed-mean final eval loss; a chosen lr at a grid edge
+  makes the verdict inconclusive. Full 600 steps, fast 60. Seeds paired.
+- "beats": per seed L_new < L_ref for every reference; "matches": per seed |L_new − L_ref| ≤ 10% of L_ref.
+- mimuon-clion-generalization-gap: task ``digits_mlp`` with test_fraction ∈ {0.95, 0.9, 0.8} (≈ 90, 180, 360
+  training images; fast {0.9}), lr tuned per optimizer and size; gap = final eval loss − final train loss
+  (full training set); per seed gap(MiMuon) ≤ gap(Muon) and gap(CLion) ≤ gap(Lion) at every size.
+
+These are proxies at a scale far below the papers'; a verdict says what holds on the proxy, nothing more.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from .base import Claim, Outcome, new_figure, register
+from .protocols import Tuned, grid_edges, plot_tuning, tuned_comparison
+
+FAST = {"factors": (0.5, 1.0, 2.0), "steps": 60}
+FULL = {"factors": (0.25, 0.5, 1.0, 2.0, 4.0), "steps": 600}
+MATCH = 0.10
+
+
+def default_lr(name: str) -> float:
+    from optimlab.core.registry import get_recipe
+
+    defaults = getattr(get_recipe(name), "defaults", {}) or {}
+    for role in ("matrix", "*"):
+        if isinstance(defaults.get(role), dict) and "lr" in defaults[role]:
+            return float(defaults[role]["lr"])
+    return 1e-3
+
+
+def _tune(task: str, names: Sequence[str], fast: bool, seeds: Sequence[int],
+          task_options: dict | None = None) -> dict[str, Tuned]:
+    cfg = FAST if fast else FULL
+    out = {}
+    for name in names:
+        grid = tuple(default_lr(name) * f for f in cfg["factors"])
+        out.update(tuned_comparison(task, {name: {"optimizer": name}}, grid, seeds, cfg["steps"],
+                                    task_options=task_options))
+    return out
+
+
+def _figure(tuned: dict[str, Tuned], seeds: Sequence[int], title: str) -> Any:
+    fig, (ax, ax2) = new_figure(2)
+    plot_tuning(ax, tuned, "eval_loss")
+    ax.set_title("lr sweep (each optimizer on its own grid)")
+    width = 0.8 / len(tuned)
+    for i, (label, t) in enumerate(tuned.items()):
+        ax2.bar([j + i * width for j in range(len(seeds))], [t.per_seed[s] for s in seeds], width,
+                color=f"C{i}", label=f"{label} @ lr {t.lr:g}")
+    ax2.set_xticks([j + 0.4 - width / 2 for j in range(len(seeds))], [f"seed {s}" for s in seeds])
+    ax2.set(ylabel="final eval loss at the tuned lr", title=title)
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _make(new: Sequence[str], refs: Sequence[str], mode: str, title: str):
+    def experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
+        tuned = _tune("mnist1d", list(new) + list(refs), fast, seeds)
+        per_seed, passed = {}, {}
+        for s in seeds:
+            vals = {k: t.per_seed[s] for k, t in tuned.items()}
+            ok = True
+            row = {f"eval_loss[{k}]": float(v) for k, v in vals.items()}
+            for n in new:
+                for r in refs:
+                    rel = (vals[n] - vals[r]) / vals[r] if math.isfinite(vals[n]) and math.isfinite(vals[r]) else math.inf
+                    row[f"rel_gap[{n} vs {r}]"] = float(rel)
+                    ok &= (rel < 0) if mode == "beats" else (abs(rel) <= MATCH)
+            per_seed[s], passed[s] = row, ok
+        steps = (FAST if fast else FULL)["steps"]
+        explanation = (f"mnist1d, {steps} steps, lr tuned per optimizer: " + ", ".join(
+            f"{k} {t.mean():.4f} (lr {t.lr:g})" for k, t in tuned.items())
+            + f"; rule: {', '.join(new)} {'below' if mode == 'beats' else 'within 10% of'} {', '.join(refs)} on every seed")
+        return Outcome(per_seed, passed, explanation, _figure(tuned, seeds, title),
+                       {"chosen_lr": {k: t.lr for k, t in tuned.items()},
+                        "curves": {k: {str(lr): v for lr, v in t.curve.items()} for k, t in tuned.items()}},
+                       grid_edges=grid_edges(tuned))
+    return experiment
+
+
+SIZES_FAST, SIZES_FULL = (0.9,), (0.95, 0.9, 0.8)
+PAIRS = (("mimuon", "muon"), ("clion", "lion"))
+
+
+def _gap(fast: bool, seeds: Sequence[int]) -> Outcome:
+    from ..runner import run
+
+    cfg = FAST if fast else FULL
+    per_seed: dict[int, dict[str, float]] = {s: {} for s in seeds}
+    passed = {s: True for s in seeds}
+    edges, gaps = [], {}
+    for frac in (SIZES_FAST if fast else SIZES_FULL):
+        opts = {"test_fraction": frac}
+        tuned = _tune("digits_mlp", [n for pair in PAIRS for n in pair], fast, seeds, opts)
+        edges += [f"test_fraction {frac}: {e}" for e in grid_edges(tuned)]
+        for s in seeds:
+            g = {}
+            for name, t in tuned.items():
+                res = run("digits_mlp", name, hparams={"lr": t.lr}, seed=s, steps=cfg["steps"], task_options=opts,
+                          store=None)
+                g[name] = float(res.final["eval_loss"] - res.final["train_loss"]) if res.status == "finished" else math.inf
+                per_seed[s][f"gap[{name},tf={frac}]"] = g[name]
+            gaps[(s, frac)] = g
+            passed[s] &= all(g[a] <= g[b] for a, b in PAIRS)
+    fig, (ax,) = new_figure(1)
+    fracs = list(SIZES_FAST if fast else SIZES_FULL)
+    for i, name in enumerate(n for pair in PAIRS for n in pair):
+        for j, s in enumerate(seeds):
+            ax.plot([round(1797 * (1 - f)) for f in fracs], [gaps[(s, f)][name] for f in fracs], "o-",
+                    color=f"C{i}", alpha=0.8, label=name if j == 0 else None)
+    ax.set(xscale="log", xlabel="training images", ylabel="eval loss − train loss", title="generalization gap, digits MLP")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    explanation = "; ".join(f"seed {s}, {round(1797 * (1 - f))} images: " + ", ".join(
+        f"{a} {gaps[(s, f)][a]:.3f} vs {b} {gaps[(s, f)][b]:.3f}" for a, b in PAIRS) for s in seeds for f in fracs)
+    explanation += " (need MiMuon ≤ Muon and CLion ≤ Lion at every size)"
+    return Outcome(per_seed, passed, explanation, fig, {"test_fractions": fracs}, grid_edges=edges)
+
+
+def _claim(cid: str, paper: str, arxiv: str, statement: str, new: Sequence[str], refs: Sequence[str], mode: str) -> Claim:
+    rule = (f"per seed, {' and '.join(new)} below {' and '.join(refs)} (eval loss at tuned lrs)" if mode == "beats"
+            else f"per seed, {' and '.join(new)} within {MATCH:.0%} of {' and '.join(refs)}")
+    return register(Claim(
+        id=cid, paper=paper, arxiv=arxiv, statement=statement, optimizers=tuple(new) + tuple(refs),
+        protocol="proxy: mnist1d MLP, lr tuned per optimizer on default × {1/4, 1/2, 1, 2, 4} by the seed-mean final "
+                 "eval loss, 600 steps (fast: × {1/2, 1, 2}, 60 steps)",
+        rule=rule + "; a tuned lr at a grid edge makes it inconclusive",
+        margin="L_new < L_ref, every seed" if mode == "beats" else f"|L_new − L_ref| ≤ {MATCH} · L_ref, every seed",
+        experiment=_make(new, refs, mode, cid)))
+
+
+ADAGO = _claim("adago-beats-muon-adamw", "AdaGO: AdaGrad-type step sizes for orthogonalized updates", "2509.02981",
+               "AdaGO outperforms Muon and Adam (CIFAR-10 and function regression; no numbers in the abstract).",
+               ("adago",), ("muon", "adamw"), "beats")
+AUON = _claim("auon-matches-muon", "AuON: alternative unit-norm momentum updates", "2509.24320",
+              "AuON and Hybrid-AuON perform comparably to AdamW and Muon (no numbers in the abstract).",
+              ("auon", "hybrid_auon"), ("muon",), "matches")
+ROOT = _claim("root-beats-muon", "ROOT: robust orthogonalized optimizer", "2511.20626",
+              "ROOT converges faster and ends better than Muon and Adam, especially in noisy settings (no numbers).",
+              ("root",), ("muon",), "beats")
+NORMUON = _claim("normuon-adamuon-beat-muon-adamw", "NorMuon (2510.05491) and AdaMuon (2507.11005)", "2510.05491",
+                 "NorMuon and AdaMuon outperform both Adam and Muon (numbers only at 1.1B scale and above).",
+                 ("normuon", "adamuon"), ("muon", "adamw"), "beats")
+PION = _claim("pion-matches-adamw", "Pion", "2605.12492",
+              "Pion is a stable, competitive alternative to AdamW for pretraining and finetuning (no numbers).",
+              ("pion",), ("adamw",), "matches")
+GAP = register(Claim(
+    id="mimuon-clion-generalization-gap",
+    paper="MiMuon (2605.19619) and CLion (2604.14587)", arxiv="2605.19619",
+    statement="MiMuon and CLion generalize better than Muon and Lion: smaller generalization error (O(1/N) bounds; "
+              "no CPU-checkable numbers).",
+    optimizers=("mimuon", "muon", "clion", "lion"),
+    protocol="proxy: digits_mlp with test_fraction ∈ {0.95, 0.9, 0.8} (fast {0.9}); lr tuned per optimizer and size "
+             "on default × {1/4 … 4} (fast × {1/2, 1, 2}); 600 steps (fast 60); gap = eval − train loss.",
+    rule="per seed and size, gap(MiMuon) ≤ gap(Muon) and gap(CLion) ≤ gap(Lion); a tuned lr at a grid edge makes it "
+         "inconclusive",
+    margin="no tolerance, every size and seed",
+    experiment=_gap,
+))
