@@ -7,7 +7,10 @@
 Implemented (in this order): gd-edge-of-stability, adam-edge-of-stability, zo-stability-boundary,
 adam-fails-amsgrad-converges, muon-associative-memory, incremental-rank-learning,
 grokking-modular-arithmetic, sgd-trace-bound,
-natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd. The rest are registered as pending (see ``pending``).
+natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, then issue 15's: muon_capacity,
+orthogonalization, scaling_spectrum, saddles, hessian_subspace, implicit_bias, schedules_batch,
+pinn_conditioning, batch_size, proxies (section 3.3 of the coverage file). The rest are registered as pending
+(see ``pending``). ``python -m optimlab.lab.claims run --all`` also writes ``index.html`` (every verdict and figure).
 """
 from __future__ import annotations
 
