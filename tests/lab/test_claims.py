@@ -24,10 +24,12 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "sgd-stable-minima-diagonal-nets", "wsd-decay-drop", "sqrt-scaling-rule",
                "pinn-conditioning-tracks-speed", "rmt-batch-hessian-lr-scaling", "adadagrad-rate",
                "adago-beats-muon-adamw", "auon-matches-muon", "root-beats-muon", "normuon-adamuon-beat-muon-adamw",
-               "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons"]
+               "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
+               "dion-advantage-grows-with-size"]
 # fast protocols over 20 s on 2 idle cores (tuned comparisons of several optimizers): run with -m slow
 SLOW = {"adago-beats-muon-adamw", "auon-matches-muon", "root-beats-muon", "normuon-adamuon-beat-muon-adamw",
-        "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons"}
+        "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
+        "dion-advantage-grows-with-size"}
 PENDING: list[str] = []
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -222,3 +222,48 @@ SF_NORMUON = register(Claim(
     margin="no tolerance, every horizon and seed",
     experiment=_sf,
 ))
+
+
+WIDTHS_FAST, WIDTHS_FULL = (32, 64), (64, 256)
+
+
+def _dion(fast: bool, seeds: Sequence[int]) -> Outcome:
+    """Dion vs Muon as the model grows (arXiv:2504.05295): Dion's advantage L_Muon − L_Dion grows with width."""
+    widths = WIDTHS_FAST if fast else WIDTHS_FULL
+    per_seed: dict[int, dict[str, float]] = {s: {} for s in seeds}
+    edges, adv = [], {}
+    for width in widths:
+        tuned = _tune("mnist1d", ["muon", "dion"], fast, seeds, {"width": width})
+        edges += [f"width {width}: {e}" for e in grid_edges(tuned)]
+        for s in seeds:
+            a = tuned["muon"].per_seed[s] - tuned["dion"].per_seed[s]
+            adv[(s, width)] = a
+            per_seed[s].update({f"muon@w{width}": float(tuned["muon"].per_seed[s]),
+                                f"dion@w{width}": float(tuned["dion"].per_seed[s]), f"advantage@w{width}": float(a)})
+    passed = {s: adv[(s, widths[-1])] > adv[(s, widths[0])] for s in seeds}
+    fig, (ax,) = new_figure(1)
+    for i, s in enumerate(seeds):
+        ax.plot(widths, [adv[(s, w)] for w in widths], "o-", color=f"C{i}", label=f"seed {s}")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set(xscale="log", xlabel="MLP width", ylabel="L_Muon − L_Dion (tuned lrs)", title="mnist1d: Dion's advantage vs size")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    explanation = "Dion's advantage L_Muon − L_Dion by width: " + "; ".join(
+        f"seed {s}: " + ", ".join(f"w{w} {adv[(s, w)]:+.4f}" for w in widths) for s in seeds)
+    explanation += " (need larger at the larger width, every seed)"
+    return Outcome(per_seed, passed, explanation, fig, {"widths": list(widths)}, grid_edges=edges)
+
+
+DION_SIZE = register(Claim(
+    id="dion-advantage-grows-with-size",
+    paper="Dion: Distributed Orthonormalized Updates (Ahn, Xu, et al.)",
+    arxiv="2504.05295",
+    statement="Dion's benefits over Muon grow with model size and batch size (120M–3B; no CPU-checkable numbers).",
+    optimizers=("muon", "dion"),
+    protocol="proxy, weak on CPU: mnist1d MLP widths {64, 256} (fast {32, 64}); Muon and Dion (defaults, rank "
+             "fraction included) with lr tuned per optimizer and width on default × {1/4 … 4} (fast × {1/2, 1, 2}); "
+             "600 steps (fast 60). Batch size not varied.",
+    rule="per seed, L_Muon − L_Dion larger at the larger width; a tuned lr at a grid edge makes it inconclusive",
+    margin="no tolerance, every seed",
+    experiment=_dion,
+))
