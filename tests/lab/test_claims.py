@@ -27,7 +27,7 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
                "dion-advantage-grows-with-size"]
 # fast protocols over 20 s on 2 idle cores (tuned comparisons of several optimizers): run with -m slow
-SLOW = {"adago-beats-muon-adamw", "auon-matches-muon", "root-beats-muon", "normuon-adamuon-beat-muon-adamw",
+SLOW = {"freon-quasinorm-best", "rmt-batch-hessian-lr-scaling", "wsd-decay-drop", "adago-beats-muon-adamw", "auon-matches-muon", "root-beats-muon", "normuon-adamuon-beat-muon-adamw",
         "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
         "dion-advantage-grows-with-size"}
 PENDING: list[str] = []

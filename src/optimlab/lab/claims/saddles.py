@@ -15,7 +15,7 @@
   parameterized GD (k > r) converges only as Ω(1/T²), exact parameterization (k = r) linearly, asymmetric
   over-parameterized linearly at rate exp(−Ω(α²T)). Protocol: task ``matrix_sensing`` n = 20, r = 3,
   condition 4, m = 600 Gaussian measurements, float64, full-batch GD (optimlab ``sgd``) lr 0.2; symmetric
-  k = 3 and k = 10 at init 1e-3; asymmetric k = 10 at init α ∈ {0.01, 0.02}; 5000 steps (fast 800).
+  k = 3 and k = 10 at init 1e-3; asymmetric k = 10 at init α ∈ {0.01, 0.02}; 5000 steps (fast 500).
   e_t = ‖M_t − M*‖_F/‖M*‖_F. Verdict per seed: (a) k = r: R² ≥ 0.95 of log e_t vs t over the steps with
   1e-10 < e_t < 1e-2; (b) symmetric k > r: log-log slope of e_t vs t over the second half of the run in
   [−2.5, −0.5]; (c) asymmetric: the ratio of the linear rates (slope of log e_t over the second half) at
@@ -107,7 +107,7 @@ def _deep_linear(fast: bool, seeds: Sequence[int]) -> Outcome:
                    verdict="inconclusive" if unreached else None)
 
 
-MS_FAST, MS_FULL = {"steps": 800}, {"steps": 5000}
+MS_FAST, MS_FULL = {"steps": 500}, {"steps": 5000}
 MS_LR, R2_MIN, SLOPE_RANGE, RATE_RANGE = 0.2, 0.95, (-2.5, -0.5), (2.5, 6.0)
 
 
@@ -213,7 +213,7 @@ CURSES = register(Claim(
               "converges linearly; asymmetric over-parameterized GD converges linearly at rate exp(−Ω(α²T)).",
     optimizers=("sgd",),
     protocol="task matrix_sensing n=20, r=3, m=600, float64, full-batch GD lr 0.2; symmetric k=3 and k=10 (init "
-             "1e-3), asymmetric k=10 with init α ∈ {0.01, 0.02}; 5000 steps (fast 800).",
+             "1e-3), asymmetric k=10 with init α ∈ {0.01, 0.02}; 5000 steps (fast 500).",
     rule=f"k=r: log-linear R² ≥ {R2_MIN}; symmetric k>r: log-log slope over the second half in "
          f"{list(SLOPE_RANGE)}; asymmetric rate ratio (2α vs α) in {list(RATE_RANGE)}",
     margin="all three parts, every seed",
