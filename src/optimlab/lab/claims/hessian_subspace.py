@@ -9,7 +9,7 @@
   k ∈ {5, 10, 20}. Verdict per seed: mean overlap(10) over the checkpoints after step 100 ≥ 0.8, and
   overlap(10) − overlap(5) ≥ overlap(20) − overlap(10) (the gain stops at k = #classes).
 - outlier-eigenspace-alignment (Ben Arous, Gheissari, Huang, Jagannath, "High-dimensional SGD aligns with
-  emerging outlier eigenspaces"; arXiv id not found by us): the SGD trajectory quickly aligns, layer by
+  emerging outlier eigenspaces", arXiv:2310.03010): the SGD trajectory quickly aligns, layer by
   layer, with the emerging low-rank outlier eigenspaces of the Hessian. Protocol: 4-class Gaussian mixture
   in d = 200 (means 3·e_c on random orthonormal directions, unit noise; 2,000 training points; fast
   d = 100, 1,000 points), MLP d→32→4 ReLU, cross-entropy, SGD lr 0.05 batch 32, 300 steps (fast 150).
@@ -166,7 +166,7 @@ TINY = register(Claim(
 OUTLIER = register(Claim(
     id="outlier-eigenspace-alignment",
     paper="High-dimensional SGD aligns with emerging outlier eigenspaces (Ben Arous, Gheissari, Huang, Jagannath)",
-    arxiv="",
+    arxiv="2310.03010",
     statement="The SGD trajectory quickly aligns, layer by layer, with the emerging low-rank outlier eigenspaces "
               "of the Hessian (and the gradient matrices).",
     optimizers=("sgd",),

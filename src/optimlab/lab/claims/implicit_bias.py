@@ -1,13 +1,13 @@
 """What the step rule itself regularizes: the ℓ1 paradox and stability-selected diagonal-net minima.
 
 - l1-penalty-paradox ("GD doesn't make the cut: Three ways that non-differentiability affects neural
-  network training"; arXiv id not found by us): for ℓ1-regularized problems, increasing the penalty
+  network training", Kumar, arXiv:2401.08426): for ℓ1-regularized problems, increasing the penalty
   increases the ℓ1 norm of the solutions found by non-differentiable (subgradient) methods. Protocol (fixed
   before the first run): 8×8 digits (pixels/16) regressed onto one-hot labels with MSE, MLP 64→32→10 ReLU,
   penalty λ‖W‖₁ on both weight matrices (autograd's subgradient, sign(0) = 0), optimlab ``sgd`` lr 0.05,
   batch 64; λ ∈ {1e-4, 3e-4, 1e-3, 3e-3}, 2000 steps (fast: λ ∈ {1e-3, 3e-3}, 400 steps). Verdict per
   seed: some λ_i < λ_j with ‖W‖₁(λ_j) > 1.05·‖W‖₁(λ_i) at the last iterate.
-- sgd-stable-minima-diagonal-nets (Wu, Wang, Su / "The Implicit Regularization of Dynamical Stability in
+- sgd-stable-minima-diagonal-nets (Wu, Su, "The Implicit Regularization of Dynamical Stability in
   SGD", arXiv:2305.17490): for diagonal linear networks, sharpness at SGD-stable minima is equivalent to a
   parameter norm, so a larger η gives a smaller ℓ1 norm, while GD's stability regularization is too weak.
   Protocol: w = u⊙u − v⊙v, d = 50, n = 30, X ~ N(0, 1), 5-sparse w* (±1), y = Xw*, loss (1/2n)‖Xw − y‖²,
@@ -157,8 +157,8 @@ def _diag(fast: bool, seeds: Sequence[int]) -> Outcome:
 
 L1_PARADOX = register(Claim(
     id="l1-penalty-paradox",
-    paper="GD doesn't make the cut: Three ways that non-differentiability affects neural network training",
-    arxiv="",
+    paper="GD doesn't make the cut: Three ways that non-differentiability affects neural network training (Kumar)",
+    arxiv="2401.08426",
     statement="For ℓ1-regularized problems, increasing the penalty increases the ℓ1 norm of the solutions found "
               "by non-differentiable (subgradient) methods.",
     optimizers=("sgd",),
@@ -171,7 +171,7 @@ L1_PARADOX = register(Claim(
 
 DIAG_NETS = register(Claim(
     id="sgd-stable-minima-diagonal-nets",
-    paper="The Implicit Regularization of Dynamical Stability in Stochastic Gradient Descent (Wu, Wang, Su)",
+    paper="The Implicit Regularization of Dynamical Stability in Stochastic Gradient Descent (Wu, Su)",
     arxiv="2305.17490",
     statement="For diagonal linear networks, sharpness at SGD-stable minima is equivalent to a parameter norm, so a "
               "larger learning rate gives a smaller ℓ1 norm; GD's stability regularization is too weak.",

@@ -1,7 +1,7 @@
 """Low-rank learning dynamics from small initialization: saddle-to-saddle plateaus and the curses of symmetry.
 
 - deep-linear-saddle-to-saddle ("Saddle-to-Saddle Dynamics Explains A Simplicity Bias Across Neural Network
-  Architectures"; arXiv id not found by us): linear networks learn solutions of increasing rank; the
+  Architectures", Zhang, Saxe, Latham, arXiv:2512.20607): linear networks learn solutions of increasing rank; the
   number and duration of the plateaus are set by the data and the initialization. Protocol (fixed before
   the first run): task ``deep_linear`` with depth 3, width 32, 16→16, rank-4 teacher of condition 4
   (singular values 1, 0.63, 0.40, 0.25); full-batch GD (optimlab ``sgd``, lr 0.3) on the population loss
@@ -191,8 +191,9 @@ def _curses(fast: bool, seeds: Sequence[int]) -> Outcome:
 
 SADDLE = register(Claim(
     id="deep-linear-saddle-to-saddle",
-    paper="Saddle-to-Saddle Dynamics Explains A Simplicity Bias Across Neural Network Architectures",
-    arxiv="",
+    paper="Saddle-to-Saddle Dynamics Explains A Simplicity Bias Across Neural Network Architectures (Zhang, Saxe, "
+          "Latham)",
+    arxiv="2512.20607",
     statement="Linear networks learn solutions of increasing rank; the number and duration of the plateaus are "
               "set by the data and the initialization.",
     optimizers=("sgd",),
