@@ -23,7 +23,16 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "egn-exact-linear-rate", "gn-smoothness-linear-rate", "sfn-escapes-saddle",
                "dct-vs-svd-projection", "snsm-memory", "osd-between-adamw-and-galore",
                "bloop-constrained-solution", "upgrad-nonconflict", "constrained-rich-parametrization",
-               "ift-hypergradient-cost", "f2sa-hypercleaning", "truncated-backprop-half", "stability-gap"]
+               "ift-hypergradient-cost", "f2sa-hypercleaning", "truncated-backprop-half", "stability-gap",
+               # issue 15 (registration order)
+               "muon-assoc-multistep", "muoneq-ns-error-vs-conditioning", "freon-quasinorm-best",
+               "scaling-alpha-shift-vs-s", "deep-linear-saddle-to-saddle", "curses-of-symmetry-rates",
+               "tiny-subspace-k-classes", "outlier-eigenspace-alignment", "l1-penalty-paradox",
+               "sgd-stable-minima-diagonal-nets", "wsd-decay-drop", "sqrt-scaling-rule",
+               "pinn-conditioning-tracks-speed", "rmt-batch-hessian-lr-scaling", "adadagrad-rate",
+               "adago-beats-muon-adamw", "auon-matches-muon", "root-beats-muon", "normuon-adamuon-beat-muon-adamw",
+               "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
+               "dion-advantage-grows-with-size"]
 PENDING: list[str] = ["tngd-equals-ngd", "polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
                       "accelerated-inexact-second-order",
                       "bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",
@@ -34,6 +43,11 @@ WP1 = ["ghosts-safe-radius", "ghosts-controller-lr-spike", "ghosts-temperature-s
        "udog-convex", "polyak-momentum-insensitive", "sania-scale-invariance", "aegd-energy-stability",
        "ngd-generalized-smooth-rate", "rmsprop-generalized-smooth", "fd-gr-rich-regime", "asgd-subspace-bias",
        "move-on-muon-dissipation"]
+# fast protocols over 20 s on 2 idle cores (tuned comparisons of several optimizers): run with -m slow
+SLOW = {"freon-quasinorm-best", "rmt-batch-hessian-lr-scaling", "wsd-decay-drop", "adago-beats-muon-adamw", "auon-matches-muon", "root-beats-muon", "normuon-adamuon-beat-muon-adamw",
+        "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
+        "dion-advantage-grows-with-size",
+        "osd-between-adamw-and-galore"}
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -62,10 +76,7 @@ def test_registry_lists_every_claim():
         assert (claim.experiment is None) == (claim.id in PENDING)
 
 
-SLOW_FAST_PROTOCOLS = {"osd-between-adamw-and-galore"}  # ~20 s on 2 idle cores: run with -m slow
-
-
-@pytest.mark.parametrize("claim_id", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_FAST_PROTOCOLS else c
+@pytest.mark.parametrize("claim_id", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c
                                       for c in IMPLEMENTED])
 def test_fast_protocol_gives_a_verdict_with_finite_evidence_and_a_png(claim_id, out_dir):
     ev = fast_evidence(claim_id, out_dir)

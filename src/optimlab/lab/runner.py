@@ -46,6 +46,7 @@ import optimlab
 from optimlab.core.state_bytes import held_state_bytes
 
 from . import checkpoint as checkpoint_codec
+from . import schedules
 from . import steplog
 from .store import RunStore, canonical_json, drop_checkpoint, environment
 from .tasks import get_task
@@ -220,7 +221,9 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         # Build and create first: a bad hyperparameter raises before a run row exists.
         instance = task_obj.build(seed)
         opt = optimlab.create(instance.model, optimizer, nonfinite=nonfinite, **instance.role_hints,
-                              **hparams)
+                              **{k: v for k, v in hparams.items() if k != "schedule"})
+        if hparams.get("schedule") is not None:  # "wsd(decay=0.1)" etc.: optimlab.lab.schedules
+            on_step = schedules.attach(opt, hparams["schedule"], steps, on_step)
         previous = db.find_matching(task, options, optimizer, hparams, seed, steps) if resume else None
         if previous is not None and previous["status"] in ("finished", "failed"):
             return _result_from_store(db, previous, cached=True)

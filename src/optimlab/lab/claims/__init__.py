@@ -4,18 +4,16 @@
     evidence = run_claim("gd-edge-of-stability", fast=True, out_dir="claims-out")
     print(evidence.summary())
 
-Implemented (in this order): gd-edge-of-stability, adam-edge-of-stability, zo-stability-boundary,
-adam-fails-amsgrad-converges, muon-associative-memory, incremental-rank-learning,
-grokking-modular-arithmetic, sgd-trace-bound,
-natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, hessian-fitting-lie-linear,
-psgd-vs-tuned-adamw, asgo-vs-tuned-adamw. The rest are registered as pending (see ``pending``).
-natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, mfac-exact-linear-cost,
-scaledgd-log-kappa, bias-correction-coupling, egn-exact-linear-rate, gn-smoothness-linear-rate,
-sfn-escapes-saddle. The rest are registered as pending (see ``pending``).
-natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, dct-vs-svd-projection,
-snsm-memory, osd-between-adamw-and-galore. The rest are registered as pending (see ``pending``).
-natural-gradient-scaling-exponent, the Muon-family claims, dog-vs-tuned-sgd, the gradient-combining,
-bilevel and continual-learning claims (combine, bilevel, continual). The rest are registered as pending (see ``pending``).
+Implemented, in the listing order of the imports below: the edge-of-stability and zeroth-order claims
+(zo-stability-boundary, zo-frank-wolfe-rate, cbo-rastrigin, zo-eos-mlp, langevin-averaging-sample-complexity),
+AMSGrad, associative memory, incremental rank, grokking, the SGD trace bound, the natural-gradient
+exponent, the Muon-family claims, dog-vs-tuned-sgd; the closure-aware methods' claims (ghosts, stepsize_rules,
+stepsize_checks, smoothness); preconditioners and curvature (hessian_fitting, preconditioners, curvature,
+gauss_newton, saddle); low rank; gradient combining, bilevel and continual learning; then issue 15's:
+muon_capacity, orthogonalization, scaling_spectrum, saddles, hessian_subspace, implicit_bias, schedules_batch,
+pinn_conditioning, batch_size, proxies (section 3.3 of the coverage file). Claims whose method or protocol
+needs the paper are registered as pending (see ``pending`` and the family modules).
+``python -m optimlab.lab.claims run --all`` also writes ``index.html`` (every verdict and figure).
 """
 from __future__ import annotations
 
@@ -44,6 +42,16 @@ from . import lowrank  # noqa: F401
 from . import combine  # noqa: F401
 from . import bilevel  # noqa: F401
 from . import continual  # noqa: F401
+from . import muon_capacity  # noqa: F401  (issue 15's claims)
+from . import orthogonalization  # noqa: F401
+from . import scaling_spectrum  # noqa: F401
+from . import saddles  # noqa: F401
+from . import hessian_subspace  # noqa: F401
+from . import implicit_bias  # noqa: F401
+from . import schedules_batch  # noqa: F401
+from . import pinn_conditioning  # noqa: F401
+from . import batch_size  # noqa: F401
+from . import proxies  # noqa: F401
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 

@@ -71,7 +71,7 @@ MUON_MEMORY = register(Claim(
     id="muon-associative-memory",
     paper="Sharp Capacity Scaling of Spectral Optimizers in Learning Associative Memory (Kim, Nichani, Wu, "
           "Bietti, Lee)",
-    arxiv="",
+    arxiv="2603.26554",
     statement="In linear associative memory with Gaussian embeddings and power-law query frequencies, the storage "
               "capacity of one Muon step significantly exceeds that of one SGD step, and Muon saturates at a "
               "larger critical batch size.",

@@ -152,7 +152,7 @@ def _turbo(fast: bool, seeds: Sequence[int]) -> Outcome:
 KAON = register(Claim(
     id="kaon-matches-muon",
     paper="Muon is Not That Special: Random or Inverted Spectra Work Just as Well",
-    arxiv="",
+    arxiv="2605.11181",
     statement="Kaon, which replaces the singular values of the update with random noise, matches Muon's "
               "performance (no numbers given in the abstract).",
     optimizers=("muon", "kaon"),
@@ -167,7 +167,7 @@ KAON = register(Claim(
 MUONEQ = register(Claim(
     id="muoneq-r-vs-muon",
     paper="MuonEq: Balancing Before Orthogonalization with Lightweight Equilibration (Chang et al.)",
-    arxiv="",
+    arxiv="2603.28254",
     statement="Row-equilibrated Muon (MuonEq-R) consistently outperforms Muon (reported on LLaMA2 130M/350M "
               "on C4, no numbers in the abstract).",
     optimizers=("muon", "muoneq"),

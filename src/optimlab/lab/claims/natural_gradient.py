@@ -105,7 +105,7 @@ def _fit(sizes: Sequence[int], losses: Sequence[float]) -> tuple[float, float]:
     return -slope, se
 
 
-def _run_seed(cfg: dict, seed: int) -> dict:
+def _run_seed(cfg: dict, seed: int, s: float = S) -> dict:
     from optimlab.lab.tasks import get_task
 
     budget = _budget(cfg["log2_sizes"])
@@ -113,7 +113,7 @@ def _run_seed(cfg: dict, seed: int) -> dict:
     sizes = [2 ** k for k in cfg["log2_sizes"]]
     ng, gd, approx = [], [], []
     for n in sizes:
-        task = get_task("random_features", dim=cfg["dim"], num_features=n, capacity=S, source=0.0, noise=0.0)
+        task = get_task("random_features", dim=cfg["dim"], num_features=n, capacity=s, source=0.0, noise=0.0)
         inst = task.build(seed)
         w = inst.model.features.double()
         lam = inst.eigenvalues.double()

@@ -111,7 +111,7 @@ def _experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
 ZO_EOS = register(Claim(
     id="zo-stability-boundary",
     paper="Zeroth-Order Optimization at the Edge of Stability (Song, Zhang, Li, He, Muehlebach, Oh)",
-    arxiv="",
+    arxiv="2604.14669",
     statement="The mean-square linear stability of two-point zeroth-order GD depends on the entire Hessian "
               "spectrum; for Gaussian directions and one query it is stable iff ηλ_i < 1 and "
               "Σ ηλ_i/(1−ηλ_i) < 2 (optimlab.diagnostics.zo_stability), far below GD's 2/λ_max.",
