@@ -147,13 +147,13 @@ def psgd_kron() -> Recipe:
         paper=PSGD_PAPER)
 
 
+@register("psgd_kron_hvp")
 def psgd_kron_hvp() -> Recipe:
     """PSGD Kron fitted on Hessian-vector products: pairs ``(v, H v)`` instead of ``(v, m̂)`` (``P → |H|⁻¹``).
 
     Same rule and defaults as :func:`psgd_kron`; ``needs={"hvp"}``: the closure calls
     ``loss.backward(create_graph=True)``; one double backward per bucket on the steps that fit ``Q``.
-    Not registered yet (the registry-wide tests step every recipe with plain ``backward()``); use it with
-    ``ChainOptimizer(params, psgd_kron_hvp())``.
+    ``optimlab.create(model, "psgd_kron_hvp")``, stepped as ``opt.step(closure)``.
     """
     from ..transforms.psgd import PSGDKron
 
