@@ -35,6 +35,16 @@ def flat(ts):
     return torch.cat([t.reshape(-1) for t in ts])
 
 
+def hvp_closure(opt, A, b, xs):
+    """The closure an HVP recipe steps with: f at xs, gradients with their graph (create_graph=True)."""
+    def closure():
+        opt.zero_grad()
+        loss = f_of(A, b, flat(xs))
+        loss.backward(create_graph=True)
+        return loss
+    return closure
+
+
 CASES = {
     "sophia_h": (ref.sophia_step, dict(lr=0.05, update_period=3), "gaussian", False),
     "oasis": (ref.oasis_step, dict(lr=1.0, alpha=0.05, eta0=0.1), "rademacher", "grad"),
@@ -50,11 +60,7 @@ def test_matches_the_literal_rule_in_float64(name):
     opt = optimlab.create(xs, name, **hp)
     state = {}
     for t in range(1, 9):
-        def closure():
-            opt.zero_grad()
-            loss = f_of(A, b, flat(xs))
-            loss.backward(create_graph=True)
-            return loss
+        closure = hvp_closure(opt, A, b, xs)
         y = flat(ys)
         gy = A @ y - b
         zs = [probe(x, 0, t, i, kind) for i, x in enumerate(xs)]
@@ -209,11 +215,7 @@ def test_saddle_free_newton_with_a_full_krylov_space_is_the_exact_rule():
     ys = [x.detach().clone() for x in xs]
     opt = optimlab.create(xs, "saddle_free_newton", lr=0.5, damp=0.05, krylov_dim=17)
     for _ in range(4):
-        def closure():
-            opt.zero_grad()
-            loss = f_of(A, b, flat(xs))
-            loss.backward(create_graph=True)
-            return loss
+        closure = hvp_closure(opt, A, b, xs)
         gy = A @ flat(ys) - b
         ref.sfn_step(ys, [gy[:12].view(3, 4), gy[12:]], A, lr=0.5, damp=0.05)
         opt.step(closure)
@@ -234,11 +236,7 @@ def test_sophia_h_matches_pytorch_optimizer_given_the_same_hutchinson_estimates(
     theirs = SophiaH(ys, lr=lr / rho, p=rho, eps=eps / rho, weight_decay=wd * rho, update_period=k,
                      betas=(0.965, 0.99))
     for t in range(1, 11):
-        def closure():
-            ours.zero_grad()
-            loss = f_of(A, b, flat(xs))
-            loss.backward(create_graph=True)
-            return loss
+        closure = hvp_closure(ours, A, b, xs)
         ours.step(closure)
         theirs.zero_grad()
         f_of(A, b, flat(ys)).backward()
@@ -259,11 +257,7 @@ def test_regularized_newton_is_the_literal_rule_on_a_convex_quadratic(max_dense)
     ys = [x.detach().clone() for x in xs]
     opt = optimlab.create(xs, "regularized_newton", lr=0.7, lipschitz=2.0, max_dense=max_dense, cg_iters=60)
     for _ in range(4):
-        def closure():
-            opt.zero_grad()
-            loss = f_of(A, b, flat(xs))
-            loss.backward(create_graph=True)
-            return loss
+        closure = hvp_closure(opt, A, b, xs)
         gy = A @ flat(ys) - b
         ref.regularized_newton_step(ys, [gy[:12].view(3, 4), gy[12:]], A, lr=0.7, lipschitz=2.0)
         opt.step(closure)
