@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from .context import CLOSURE_NEEDS
-from .engine import NONFINITE, ChainOptimizer, check_param, check_params
+from .engine import NONFINITE, ChainOptimizer
+from .params import check_param, check_params
 from .hparams import validate
 from .recipe import Recipe
 from .roles import BLOCKS_KEY, FINE_ROLES, ROLES, RoleWarning, assign_roles
