@@ -323,7 +323,7 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
     # evaluation); recipes that re-evaluate (or need HVPs) get a real closure, each call of which is one
     # more loss-and-gradient evaluation, logged cumulatively as ``evals`` (the report's --x evals).
     needs = getattr(getattr(opt, "recipe", None), "needs", frozenset())
-    reevaluates = bool(needs & {"reevaluate", "hvp"}) or "value" in needs  # value: log cumulative evals
+    reevaluates = bool(needs & {"reevaluate", "hvp", "value"})  # each logs cumulative evals
     values_only = "value" in needs
     try:
         model.train()
