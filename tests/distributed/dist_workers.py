@@ -28,11 +28,23 @@ def _entry(rank: int, fn, world: int, tmp: str, args: tuple) -> None:
         out = fn(rank, world, tmp, *args)
     except BaseException as err:  # report it; the parent decides whether it was expected
         out = {"error": f"{type(err).__name__}: {err}", "type": type(err).__name__, "tb": traceback.format_exc()}
-    with open(f"{tmp}/result{rank}.pkl", "wb") as f:
+    with open(f"{tmp}/result{rank}.part", "wb") as f:  # written whole, then renamed: never read half-written
         pickle.dump(out, f)
-    if "error" in out:  # a process group after a failed collective may abort in its destructor: leave now
-        os._exit(0)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(f"{tmp}/result{rank}.part", f"{tmp}/result{rank}.pkl")
+    if _any_error(out):  # a process group after a failed collective may abort in its destructor (a non-zero
+        os._exit(0)  # exit makes torch SIGTERM the other ranks before they report): leave now, cleanly
     dist.destroy_process_group()
+
+
+def _any_error(out) -> bool:
+    """Whether a worker's result records an error anywhere (its own, or one of its cases')."""
+    if isinstance(out, dict):
+        if out.get("error") is not None:
+            return True
+        return any(_any_error(v) for v in out.values())
+    return False
 
 
 def launch(fn, world: int, tmp, *args, timeout: float = 90.0) -> list:
