@@ -32,7 +32,9 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "pinn-conditioning-tracks-speed", "rmt-batch-hessian-lr-scaling", "adadagrad-rate",
                "adago-beats-muon-adamw", "auon-matches-muon", "root-beats-muon", "normuon-adamuon-beat-muon-adamw",
                "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
-               "dion-advantage-grows-with-size"]
+               "dion-advantage-grows-with-size",
+               # issue 15, helper wp5a
+               "model-based-moreau-rate", "subgm-robust-recovery", "relu-convex-gold-standard"]
 PENDING: list[str] = ["tngd-equals-ngd", "polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
                       "accelerated-inexact-second-order",
                       "bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",
@@ -47,7 +49,7 @@ WP1 = ["ghosts-safe-radius", "ghosts-controller-lr-spike", "ghosts-temperature-s
 SLOW = {"freon-quasinorm-best", "rmt-batch-hessian-lr-scaling", "wsd-decay-drop", "adago-beats-muon-adamw", "auon-matches-muon", "root-beats-muon", "normuon-adamuon-beat-muon-adamw",
         "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
         "dion-advantage-grows-with-size",
-        "osd-between-adamw-and-galore"}
+        "osd-between-adamw-and-galore", "subgm-robust-recovery"}
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

@@ -8,6 +8,8 @@ number of Hessian-vector products, the seconds spent, and the data used):
 - ``spectral_density(model, loss_fn, data)``: eigenvalue density by stochastic Lanczos quadrature.
 - ``exact_spectrum(model, loss_fn, data)``: every eigenvalue, for small models.
 - ``preconditioned_sharpness(optimizer, model, loss_fn, data)``: λ_max(P⁻¹H) for Adam/RMSprop.
+- ``lojasiewicz_fit``: the empirical Łojasiewicz exponent of a trajectory; ``layer_condition_numbers``,
+  ``operator_condition_number``: per-layer weight κ and the κ of a curvature operator.
 - ``EoSMonitor``: sharpness vs. threshold and gradient overlap, every k training steps.
 - thresholds (``gd_threshold``, ``momentum_threshold``, ``adam_threshold``, ``sgd_trace_bound``,
   ``zo_stability``, ``stability_threshold``), ``sharpness_dimension``, update geometry.
@@ -16,11 +18,14 @@ Conventions: ``loss_fn(model, batch)`` returns the mean loss of the batch (``sup
 adapts an ``(output, target)`` criterion); ``data`` is one batch or an iterable of batches;
 BatchNorm and dropout follow an explicit policy (see ``optimlab.diagnostics.data``).
 """
+from .conditioning import (OperatorConditioning, WeightConditionTracker, layer_condition_numbers,
+                           model_condition_number, operator_condition_number)
 from .data import DataInfo, ModePolicy, SupervisedLoss, supervised_loss
 from .eos import EoSMonitor, EoSRecord, gradient_overlap
 from .geometry import (DescentPotential, UpdateCapture, UpdateGeometry, alignment, capture_update,
                        condition_number, descent_potential, orthogonality_error, row_norm_imbalance,
                        stable_rank, update_geometry)
+from .lojasiewicz import LojasiewiczFit, LojasiewiczTracker, lojasiewicz_fit
 from .lanczos import EigenResult, lanczos, power_iteration
 from .operators import (CurvatureOperator, DenseOperator, GGNOperator, HessianOperator, PreconditionedOperator,
                         make_operator)
@@ -44,3 +49,5 @@ __all__ = [
     "sharpness_dimension", "slq", "spectral_density", "stability_threshold", "stable_rank",
     "supervised_loss", "top_eigenvalues", "update_geometry", "zo_second_moment_matrix", "zo_stability",
 ]
+__all__ += ["LojasiewiczFit", "LojasiewiczTracker", "OperatorConditioning", "WeightConditionTracker",
+            "layer_condition_numbers", "lojasiewicz_fit", "model_condition_number", "operator_condition_number"]

@@ -20,10 +20,13 @@ from .deep_linear import DeepLinear
 from .functions import Rastrigin, Rosenbrock
 from .matrix_sensing import MatrixSensing
 from .modular import ModularArithmetic
+from .phase_retrieval import PhaseRetrieval
 from .pinn import PINN
 from .planted import SingleIndex, TensorPCA
 from .quadratic import Quadratic
 from .random_features import RandomFeatures
+from .river_valley import BigramLM, RiverValley
+from .robust_sensing import RobustMatrixSensing
 
 __all__ = ["TASKS", "Task", "TaskInstance", "TaskSpec", "get_task"]
 
@@ -31,7 +34,8 @@ TASKS: dict[str, type[Task]] = {
     cls.name: cls
     for cls in (Quadratic, Rosenbrock, Rastrigin, RandomFeatures, AssociativeMemory,
                 ModularArithmetic, MatrixSensing, DeepLinear, DigitsMLP, MNIST1D, CharLM, PINN, ContinualDigits,
-                SingleIndex, TensorPCA)
+                SingleIndex, TensorPCA,
+                PhaseRetrieval, RobustMatrixSensing, RiverValley, BigramLM)
 }
 
 
