@@ -27,7 +27,8 @@ def test_phase_retrieval_truth_fits_the_clean_measurements_and_only_them():
 
 
 def test_robust_sensing_outliers_are_a_fraction_and_l1_at_the_truth_is_their_mean_size():
-    task = get_task("robust_matrix_sensing", n=8, rank=2, width=2, num_measurements=100, outlier_fraction=0.3)
+    task = get_task("robust_matrix_sensing", n=8, rank=2, width=2, num_measurements=100, outlier_fraction=0.3,
+                    outlier_scale=100.0)
     inst = task.build(0)
     assert int(inst.outliers.sum()) == 30
     u = torch.linalg.eigh(inst.target_matrix.double())
@@ -61,7 +62,7 @@ def test_bigram_excess_loss_is_zero_at_the_true_logits():
     inst = get_task("bigram_lm", vocab=12).build(1)
     pi, p = inst.stationary, inst.transitions
     assert torch.allclose(pi @ p, pi, atol=1e-12) and float(pi.sum()) == pytest.approx(1.0)
-    assert inst.evaluate()["excess_loss"] > 0.1  # the zero-init table predicts uniform
+    assert inst.evaluate()["excess_loss"] > 0.1  # the near-zero init table predicts about uniform
     with torch.no_grad():
         inst.model.table.copy_(p.log().float())
     assert abs(inst.evaluate()["excess_loss"]) < 1e-5
