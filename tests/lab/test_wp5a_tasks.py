@@ -127,3 +127,22 @@ def test_relu_convex_projection_is_onto_the_cone():
             q = rng.standard_normal(3)
             if (rows[0] @ q >= 0).all():
                 assert float((z - p)[0] @ q) <= 1e-10
+
+
+def test_pinn_suite_heat2d_exact_solution_has_zero_loss_and_gray_scott_reference_is_sane():
+    from torch import nn
+
+    from optimlab.lab.tasks.pinn_suite import gray_scott_reference, heat2d_exact
+
+    inst = get_task("pinn_pde", equation="heat2d", frequency=2, num_points=64).build(0)
+
+    class Exact(nn.Module):
+        def forward(self, p):
+            return heat2d_exact(p, 2, inst.task.diffusivity)[:, None]
+
+    assert float(inst.loss(Exact(), inst.batch(0)).detach()) < 1e-8
+    assert float(inst.loss(inst.model, inst.batch(0)).detach()) > 1e-2
+    x, t, u, v = gray_scott_reference(1.0, points=64, saves=5)
+    g = np.exp(-((x - 0.5) / 0.1) ** 2)
+    assert np.allclose(u[0], 1 - 0.5 * g) and np.allclose(v[0], 0.25 * g) and t[-1] == 1.0
+    assert (u >= 0).all() and (u <= 1).all() and (v >= 0).all() and not np.allclose(v[-1], v[0])

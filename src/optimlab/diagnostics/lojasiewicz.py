@@ -83,7 +83,7 @@ class LojasiewiczTracker:
         for p in params:
             if p.grad is not None:
                 sq += float(p.grad.detach().double().pow(2).sum())
-        self.losses.append(float(loss))
+        self.losses.append(float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss))
         self.grad_norms.append(math.sqrt(sq))
 
     def fit(self, l_star: float = 0.0, **kwargs) -> LojasiewiczFit:

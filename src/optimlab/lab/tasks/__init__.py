@@ -22,6 +22,7 @@ from .matrix_sensing import MatrixSensing
 from .modular import ModularArithmetic
 from .phase_retrieval import PhaseRetrieval
 from .pinn import PINN
+from .pinn_suite import PINNSuite
 from .planted import SingleIndex, TensorPCA
 from .quadratic import Quadratic
 from .random_features import RandomFeatures
@@ -35,7 +36,7 @@ TASKS: dict[str, type[Task]] = {
     for cls in (Quadratic, Rosenbrock, Rastrigin, RandomFeatures, AssociativeMemory,
                 ModularArithmetic, MatrixSensing, DeepLinear, DigitsMLP, MNIST1D, CharLM, PINN, ContinualDigits,
                 SingleIndex, TensorPCA,
-                PhaseRetrieval, RobustMatrixSensing, RiverValley, BigramLM)
+                PhaseRetrieval, RobustMatrixSensing, RiverValley, BigramLM, PINNSuite)
 }
 
 
