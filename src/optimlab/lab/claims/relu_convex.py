@@ -44,26 +44,33 @@ def _data(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.hstack([x, np.ones((N, 1))]), y
 
 
-def _adam(x: np.ndarray, y: np.ndarray, seed: int, init: int, steps: int) -> tuple[float, np.ndarray, np.ndarray]:
+def _adam(x: np.ndarray, y: np.ndarray, seed: int, inits: int, steps: int) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """Adam from ``inits`` inits at once: the networks are stacked along a leading axis and the loss is the sum
+    of their objectives, so each network's gradient, and Adam's elementwise update of it, is that of its own
+    run (one Python loop instead of ``inits``)."""
     import optimlab
 
-    gen = torch.Generator().manual_seed(1_000 * seed + init)
-    w = (torch.randn(WIDTH, 3, generator=gen, dtype=torch.float64) / math.sqrt(3)).requires_grad_(True)
-    a = (torch.randn(WIDTH, generator=gen, dtype=torch.float64) / math.sqrt(WIDTH)).requires_grad_(True)
+    from ..relu_convex import network_objective
+
+    ws, as_ = [], []
+    for init in range(inits):
+        gen = torch.Generator().manual_seed(1_000 * seed + init)
+        ws.append(torch.randn(WIDTH, 3, generator=gen, dtype=torch.float64) / math.sqrt(3))
+        as_.append(torch.randn(WIDTH, generator=gen, dtype=torch.float64) / math.sqrt(WIDTH))
+    w = torch.stack(ws).requires_grad_(True)  # inits × width × 3
+    a = torch.stack(as_).requires_grad_(True)  # inits × width
     xt, yt = torch.tensor(x), torch.tensor(y)
     opt = optimlab.create([w, a], "adam", lr=LR)
     for t in range(steps):
         for g in opt.param_groups:
             g["lr"] = LR * 0.5 * (1 + math.cos(math.pi * t / steps))
         opt.zero_grad()
-        pred = torch.relu(xt @ w.T) @ a
+        pred = torch.einsum("inw,iw->in", torch.relu(torch.einsum("nk,iwk->inw", xt, w)), a)
         loss = 0.5 * (pred - yt).pow(2).sum() + 0.5 * BETA * (w.pow(2).sum() + a.pow(2).sum())
         loss.backward()
         opt.step()
     wn, an = w.detach().numpy(), a.detach().numpy()
-    from ..relu_convex import network_objective
-
-    return network_objective(wn, an, x, y, BETA), wn, an
+    return [(network_objective(wn[i], an[i], x, y, BETA), wn[i], an[i]) for i in range(inits)]
 
 
 def _experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
@@ -77,8 +84,7 @@ def _experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
         gaps.append(sol.gap)
         opt_val = sol.lower_bound
         finals, subs = [], []
-        for init in range(cfg["inits"]):
-            val, w, a = _adam(x, y, seed, init, cfg["steps"])
+        for val, w, a in _adam(x, y, seed, cfg["inits"], cfg["steps"]):
             finals.append(val)
             pats = patterns_of_network(w, a, x)
             sub = solve(x, y, BETA, pats).lower_bound if len(pats) else 0.5 * float(y @ y)
