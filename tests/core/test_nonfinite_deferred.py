@@ -47,19 +47,37 @@ def _run(opt, ps, steps, bad_at=None):
         opt.step()
 
 
+@pytest.mark.parametrize("exact", [True, False])
 @pytest.mark.parametrize("grad", [3e38, -3e38, 1e30])
-def test_the_flag_is_exact_on_huge_finite_gradients(grad):
-    # a sum of squares overflows at 1e19; the max-norm never does: no false alarm, in every dtype
+def test_the_verdict_is_exact_on_huge_finite_gradients(monkeypatch, grad, exact):
+    # exact (the accelerator's max-norm): the flag itself never fires on finite values; CPU (2-norm): a sum of
+    # squares overflows at ~1e19 and raises the flag, and bad() confirms per gradient that nothing is wrong
+    monkeypatch.setattr(finite, "DEFER_ON_CPU", exact)
+    cpu = torch.device("cpu")
     for dtype, value in ((torch.float32, grad), (torch.float64, grad * 1e200 if abs(grad) < 1e38 else grad),
                          (torch.bfloat16, grad)):
         gs = [torch.full((1000,), value, dtype=dtype), torch.ones(3, dtype=dtype)]
         check = finite.Check(gs)
-        assert float(check.found[torch.device("cpu")]) == 0.0 and check.bad() is None
+        assert check.bad() is None and check.can_defer() == exact
+        if exact:
+            assert float(check.found[cpu]) == 0.0
         gs[1][1] = float("inf")
-        assert finite.Check(gs).bad() == 1 and float(finite.Check(gs).found[torch.device("cpu")]) == 1.0
+        assert finite.Check(gs).bad() == 1 and float(finite.Check(gs).found[cpu]) == 1.0
         gs[1][1] = 1.0
         gs[0][999] = float("nan")
         assert finite.Check(gs).bad() == 0
+
+
+def test_a_false_alarm_still_takes_the_step():
+    # CPU flag raised by 3e38 gradients (finite): the fused kernel skipped itself, so the step reruns unflagged
+    ps = _params()
+    ref = [p.detach().clone() for p in ps]
+    opt = _opt(ps)
+    for p in ps:
+        p.grad = torch.full_like(p, 3e38)
+    opt.step()
+    assert all(not torch.equal(a, p) for a, p in zip(ref, ps)) and all(torch.isfinite(p).all() for p in ps)
+    assert all(opt.state[p]["step"] == 1 for p in ps) and opt.skipped_steps == 0
 
 
 def test_deferred_error_arrives_at_the_next_step_naming_the_parameter(deferred):

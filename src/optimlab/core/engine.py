@@ -13,8 +13,8 @@ Non-finite gradients (``nonfinite=``):
 * ``"skip"``: leave parameters and state untouched for this step and count it in ``skipped_steps``;
 * ``"ignore"``: no check (torch.optim's behaviour): NaN/Inf flow into state and parameters.
 
-How the check runs (see ``finite.py``): one multi-tensor max-norm pass over all gradients gives an exact
-per-device flag, with no host synchronisation. Chains served by a fused kernel take that flag as
+How the check runs (see ``finite.py``): one multi-tensor norm pass over all gradients gives a per-device
+flag, with no host synchronisation. Chains served by a fused kernel take that flag as
 ``found_inf`` (the kernel skips itself when it is set) and are launched first; the host reads the flag
 once, after them and before any chain that cannot skip itself. On a raised flag the step counts and any
 state created in this step are undone, so "nothing updated" holds for both kinds of chain. On an
@@ -295,10 +295,12 @@ class ChainOptimizer(torch.optim.Optimizer):
         check = None if self.nonfinite == "ignore" or values_only else finite.Check(
             [p.grad for _, ps in work for p in ps])
         found = None if check is None else check.found
-        if check is not None and "reevaluate" in ctx.needs and check.raised():
+        if check is not None and "reevaluate" in ctx.needs and check.flagged():
             # the pre-pass would re-evaluate from a non-finite gradient: refuse it first, naming the parameter
-            self._refuse(work)
-            return loss
+            if (i := check.bad()) is not None:
+                self._refuse(work, i)
+                return loss
+            check = found = None  # a false alarm (a CPU sum of squares overflowed on huge finite gradients)
         try:
             buckets, created = self._prepared(work, ctx)
         except SkipStep:  # a non-finite re-evaluation under nonfinite='skip' (the pre-pass took the step back)
@@ -324,10 +326,19 @@ class ChainOptimizer(torch.optim.Optimizer):
             check.defer()  # read it at the next step() / state_dict() / settle(), no host sync now
             self._pending = (check, buckets, created, work)
             return loss
-        if check is not None and check.raised():  # the one host synchronisation of a checked step
+        if check is not None and check.flagged():  # the one host synchronisation of a checked step
             self._undo(buckets, created)
-            self._refuse(work)
-            return loss
+            if (i := check.bad()) is not None:
+                self._refuse(work, i)
+                return loss
+            try:  # a false alarm (a CPU sum of squares overflowed on huge finite gradients): every chain, unflagged
+                buckets, created = self._prepared(work, ctx)
+            except SkipStep:
+                self.skipped_steps += 1
+                return loss
+            later = buckets
+            for _, b in later:
+                b.found_inf = None
         for chain, b in later:
             chain.step(b, fused=fused)
         if any(c.finishes for c, _ in later):
