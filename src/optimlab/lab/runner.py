@@ -45,7 +45,7 @@ from torch import nn
 import optimlab
 from optimlab.core.state_bytes import held_state_bytes
 
-from . import branch
+from . import batching, branch
 from . import checkpoint as checkpoint_codec
 from . import schedules
 from . import steplog
@@ -53,7 +53,11 @@ from .store import RunStore, canonical_json, drop_checkpoint, environment
 from .tasks import get_task
 from .tasks.base import derive_seed, preserve_global_rng
 
-__all__ = ["RunResult", "run", "summarize", "optimizer_state_bytes"]
+__all__ = ["RunResult", "run", "summarize", "optimizer_state_bytes", "RUN_KEYS"]
+
+#: hyperparameters of the run rather than of the optimizer: the lr schedule (``lab.schedules``), the run a
+#: branch starts from (``lab.branch``), the adaptive batch size (``lab.batching``)
+RUN_KEYS = ("schedule", "branch_from", "batch_control")
 
 
 @dataclass
@@ -188,6 +192,8 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
     branch_from: a run id in ``store`` whose kept checkpoint (``keep_checkpoint=True``) this run starts from,
         continuing on its own schedule (:mod:`optimlab.lab.branch`: WSD's decay branches); recorded in the
         run's hparams as ``branch_from``. Everything but the schedule must equal the parent's.
+    hparams may also hold ``"batch_control": "norm_test(eta=0.5, start=2, max_mult=64)"``: each step averages
+        the gradients of m task batches, m grown by the norm test (:mod:`optimlab.lab.batching`, AdAdaGrad).
 
     Unknown task or optimizer: ValueError naming it; bad hyperparameters: TypeError / ValueError
     from :func:`optimlab.create` -- all before anything is written to the store. A stored checkpoint
@@ -225,7 +231,9 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         # Build and create first: a bad hyperparameter raises before a run row exists.
         instance = task_obj.build(seed)
         opt = optimlab.create(instance.model, optimizer, nonfinite=nonfinite, **instance.role_hints,
-                              **{k: v for k, v in hparams.items() if k not in ("schedule", "branch_from")})
+                              **{k: v for k, v in hparams.items() if k not in RUN_KEYS})
+        control = None if hparams.get("batch_control") is None else batching.from_spec(
+            hparams["batch_control"], instance, getattr(getattr(opt, "recipe", None), "needs", frozenset()))
         if hparams.get("schedule") is not None:  # "wsd(decay=0.1)" etc.: optimlab.lab.schedules
             on_step = schedules.attach(opt, hparams["schedule"], steps, on_step)
         if hparams.get("branch_from") is not None:
@@ -238,7 +246,7 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         with preserve_global_rng():
             return _train(db, task, options, optimizer, hparams, seed, steps, instance, opt,
                           previous, eval_every, checkpoint_every, threads, progress, on_step, sharpness_every,
-                          keep_checkpoint)
+                          keep_checkpoint, control)
     finally:
         torch.set_num_threads(old_threads)
         if owned:
@@ -249,7 +257,7 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
            steps: int, instance: Any, opt: Any, previous: Mapping[str, Any] | None,
            eval_every: int, checkpoint_every: int, threads: int, progress: bool,
            on_step: Callable[[int, float], None] | None, sharpness_every: int | None = None,
-           keep_checkpoint: bool = False) -> RunResult:
+           keep_checkpoint: bool = False, control: Any = None) -> RunResult:
     model = instance.model
     start, resumed_from = 0, None
     checkpoint = db.load_checkpoint(previous["id"]) if previous is not None else None
@@ -278,6 +286,8 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
             if hasattr(on_step, "at"):  # the schedule's lr for the next step is this run's, not the parent's
                 on_step.at(start)
 
+    if control is not None and start:  # the norm test's batch stream, read back from the stored metrics
+        control.restore(db.metrics(run_id), start)
     pending: list[tuple[int, str, float]] = []
     if start == 0 and eval_every < steps:
         pending += steplog.evaluate(0, instance, opt)
@@ -301,8 +311,11 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
         model.train()
         for step in range(start + 1, steps + 1):
             t0 = time.perf_counter()
-            batch = instance.batch(step - 1)
-            if values_only:  # zeroth order: no graph, no backward; the step evaluates the loss itself
+            batch = instance.batch(step - 1) if control is None else None
+            if control is not None:  # m batches, gradients averaged; the norm test picks the next m
+                loss, sizes = control.step(instance, model)
+                pending += [(step, k, v) for k, v in sizes]
+            elif values_only:  # zeroth order: no graph, no backward; the step evaluates the loss itself
                 with torch.no_grad():
                     loss = instance.loss(model, batch)
             else:
@@ -310,7 +323,7 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"non-finite training loss {loss_value} at step {step}")
-            if not values_only:
+            if not values_only and control is None:
                 loss.backward()
             ta = time.perf_counter()
             # step telemetry, left out of step_ms: the lr the step will use, the gradient norm before
