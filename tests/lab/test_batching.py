@@ -87,7 +87,7 @@ def test_runner_grows_the_batch_and_resumes_bit_identically(tmp_path):
     ("digits_mlp", "adagrad_norm", "norm_test(start=9, max_mult=4)", "must not exceed"),
     ("digits_mlp", "adagrad_norm", "norm_test(size=3)", "unknown options"),
     ("digits_mlp", "adagrad_norm", "doubling()", "unknown batch_control"),
-    ("digits_mlp", "adagrad_norm", "norm_test(eta=__import__('os'))", "literals"),
+    ("digits_mlp", "adagrad_norm", "norm_test(eta=__import__('os'))", "keyword literals"),
 ])
 def test_bad_batch_control_is_refused_before_a_run_is_written(tmp_path, task, optimizer, spec, match):
     store = RunStore(tmp_path / "runs.db")

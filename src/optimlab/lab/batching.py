@@ -21,12 +21,13 @@ through their closure, or evaluate it without gradients, are refused: their clos
 
 from __future__ import annotations
 
-import ast
 import math
 from typing import Any, Mapping
 
 import torch
 from torch import nn
+
+from .schedules import parse_spec
 
 __all__ = ["NormTestControl", "from_spec"]
 
@@ -91,26 +92,12 @@ def _rows(batch: tuple) -> int:
 
 def from_spec(spec: Any, instance: Any, needs: frozenset) -> NormTestControl:
     """``"norm_test(eta=0.5, start=2, max_mult=64)"`` → the controller, after checking the task and recipe."""
-    if not isinstance(spec, str):
-        raise TypeError(f"batch_control must be a string such as 'norm_test(eta=0.5)', got {spec!r}")
-    name, _, rest = spec.strip().partition("(")
-    if name.strip() != "norm_test":
-        raise ValueError(f"unknown batch_control {name.strip()!r}; the only one is 'norm_test(...)'")
-    kwargs: dict[str, Any] = {}
-    if rest:
-        if not rest.endswith(")"):
-            raise ValueError(f"batch_control {spec!r}: missing ')'")
-        call = ast.parse(f"f({rest}", mode="eval").body
-        if call.args:  # type: ignore[attr-defined]
-            raise ValueError(f"batch_control {spec!r}: pass options by keyword")
-        try:
-            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}  # type: ignore[attr-defined]
-        except ValueError as e:
-            raise ValueError(f"batch_control {spec!r}: options must be literals") from e
-        unknown = set(kwargs) - {"eta", "start", "max_mult"}
-        if unknown:
-            raise ValueError(f"batch_control {spec!r}: unknown options {sorted(unknown)}; "
-                             f"known: eta, start, max_mult")
+    name, kwargs = parse_spec(spec, "batch_control", "norm_test(eta=0.5)")
+    if name != "norm_test":
+        raise ValueError(f"unknown batch_control {name!r}; the only one is 'norm_test(...)'")
+    unknown = set(kwargs) - {"eta", "start", "max_mult"}
+    if unknown:
+        raise ValueError(f"batch_control {spec!r}: unknown options {sorted(unknown)}; known: eta, start, max_mult")
     if getattr(instance, "full_batch", False):
         raise ValueError("batch_control: the task is full-batch (batch_size=None); the norm test needs minibatches")
     if needs & {"reevaluate", "hvp", "value"}:

@@ -115,22 +115,30 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {"constant": constant, "wsd": ws
 _NEEDS_TOTAL = ("wsd", "cosine")
 
 
-def from_spec(spec: str, total: int) -> Schedule:
-    """``"wsd(decay=0.1, warmup=0.02)"`` → the schedule; ``total`` (the run's steps) fills in where needed."""
+def parse_spec(spec: Any, what: str, example: str) -> tuple[str, dict[str, Any]]:
+    """``"name(key=literal, ...)"`` → (name, {key: value}); TypeError/ValueError naming ``what`` otherwise."""
     if not isinstance(spec, str):
-        raise TypeError(f"schedule must be a string such as 'wsd(decay=0.1)', got {spec!r}")
+        raise TypeError(f"{what} must be a string such as {example!r}, got {spec!r}")
     name, _, rest = spec.strip().partition("(")
-    name = name.strip()
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; choose from {sorted(SCHEDULES)}")
     kwargs: dict[str, Any] = {}
     if rest:
         if not rest.endswith(")"):
-            raise ValueError(f"schedule {spec!r}: missing ')'")
-        call = ast.parse(f"f({rest}", mode="eval").body
-        if call.args:  # type: ignore[attr-defined]
-            raise ValueError(f"schedule {spec!r}: pass options by keyword")
-        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}  # type: ignore[attr-defined]
+            raise ValueError(f"{what} {spec!r}: missing ')'")
+        try:
+            call = ast.parse(f"f({rest}", mode="eval").body
+            if call.args:  # type: ignore[attr-defined]
+                raise ValueError(f"{what} {spec!r}: pass options by keyword")
+            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}  # type: ignore[attr-defined]
+        except (SyntaxError, ValueError) as e:
+            raise ValueError(f"{what} {spec!r}: options must be keyword literals ({e})") from e
+    return name.strip(), kwargs
+
+
+def from_spec(spec: str, total: int) -> Schedule:
+    """``"wsd(decay=0.1, warmup=0.02)"`` → the schedule; ``total`` (the run's steps) fills in where needed."""
+    name, kwargs = parse_spec(spec, "schedule", "wsd(decay=0.1)")
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; choose from {sorted(SCHEDULES)}")
     if name in _NEEDS_TOTAL:
         kwargs.setdefault("total", total)
     return SCHEDULES[name](**kwargs)
