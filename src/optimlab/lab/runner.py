@@ -222,6 +222,10 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         instance = task_obj.build(seed)
         opt = optimlab.create(instance.model, optimizer, nonfinite=nonfinite, **instance.role_hints,
                               **{k: v for k, v in hparams.items() if k != "schedule"})
+        if "outputs" in opt.recipe.needs and instance.model_batch(instance.model, instance.batch(0)) is None:
+            raise ValueError(f"{optimizer} needs the model's outputs and targets (Gauss–Newton curvature), and task "
+                             f"{task!r} does not expose them (TaskInstance.model_batch); the classification "
+                             f"tasks (digits_mlp, ...) do")
         if hparams.get("schedule") is not None:  # "wsd(decay=0.1)" etc.: optimlab.lab.schedules
             on_step = schedules.attach(opt, hparams["schedule"], steps, on_step)
         previous = db.find_matching(task, options, optimizer, hparams, seed, steps) if resume else None
@@ -323,7 +327,7 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
     # evaluation); recipes that re-evaluate (or need HVPs) get a real closure, each call of which is one
     # more loss-and-gradient evaluation, logged cumulatively as ``evals`` (the report's --x evals).
     needs = getattr(getattr(opt, "recipe", None), "needs", frozenset())
-    reevaluates = bool(needs & {"reevaluate", "hvp", "value"})  # each logs cumulative evals
+    reevaluates = bool(needs & {"reevaluate", "hvp", "value", "outputs"})  # each logs cumulative evals
     values_only = "value" in needs
     try:
         model.train()
@@ -350,7 +354,10 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
             if values_only:  # a forward-only closure, called 2q times (under no_grad) by the step
                 opt.step(lambda batch=batch: instance.loss(model, batch))
             elif reevaluates:
-                opt.step(_closure(instance, model, opt, batch, create_graph="hvp" in needs))
+                closure = _closure(instance, model, opt, batch, create_graph="hvp" in needs)
+                if "outputs" in needs:  # Gauss–Newton recipes: the model's outputs and targets (core/model_batch.py)
+                    closure.batch = instance.model_batch(model, batch)  # type: ignore[attr-defined]
+                opt.step(closure)
             elif "loss" in needs:
                 opt.step(lambda loss=loss: loss)
             else:
