@@ -20,11 +20,14 @@ Losses (both are means over the rows of the outputs; outputs of shape (..., c) a
 
 * ``"cross_entropy"``: ``L = mean_i CE(f_i, y_i)`` (``F.cross_entropy``; targets: class indices);
   output Hessian per row ``diag(p) − ppᵀ``, p = softmax(f_i); model distribution Categorical(p);
-* ``"mse"``: ``L = mean_i ½‖f_i − y_i‖²`` (the sum over outputs, halved; NOT ``F.mse_loss``, which is
-  ``(2/c)`` times it); output Hessian I; model distribution N(f_i, I).
+* ``"mse"``: ``L = mean_i (1/c)‖f_i − y_i‖²`` (``F.mse_loss``: the mean over every entry); output Hessian
+  (2/c)·I; model distribution N(f_i, (c/2)·I);
+* ``"half_sse"``: ``L = mean_i ½‖f_i − y_i‖²`` (the squared error summed over outputs, halved: the lab's
+  classification ``loss="mse"`` and :mod:`optimlab.linalg.gauss_newton`); output Hessian I; model
+  distribution N(f_i, I).
 
 The step checks once that the closure's loss equals the loss of ``outputs()`` against ``targets`` (relative
-tolerance 1e-3, 2e-2 for half precision): a mismatched loss (``F.mse_loss``, label smoothing, a regulariser
+tolerance 1e-3, 2e-2 for half precision): a mismatched loss (``"mse"`` for ½‖f − y‖², label smoothing, a regulariser
 in the closure) is a ``ValueError`` naming the two values, never a silently wrong curvature.
 
 The step context builds one :class:`OutputCurvature` per step (``ctx.model()``): one forward pass whose graph
@@ -43,7 +46,12 @@ from torch import Tensor
 __all__ = ["LOSSES", "ModelBatch", "model_closure", "batch_loss", "output_grad", "output_hessian_product",
            "sample_targets", "OutputCurvature"]
 
-LOSSES = ("cross_entropy", "mse")
+LOSSES = ("cross_entropy", "mse", "half_sse")
+
+
+def _kappa(kind: str, c: int) -> float:
+    """The squared losses as ``L = κ·mean_i ‖f_i − y_i‖²``: κ = 1/c (mse) or ½ (half_sse)."""
+    return 1.0 / c if kind == "mse" else 0.5
 
 
 @dataclass(frozen=True)
@@ -97,39 +105,40 @@ def batch_loss(kind: str, f: Tensor, y: Tensor) -> Tensor:
     f2, y2 = _rows(kind, f, y)
     if kind == "cross_entropy":
         return torch.nn.functional.cross_entropy(f2, y2)
-    return 0.5 * (f2 - y2.to(f2.dtype)).square().sum(1).mean()
+    return _kappa(kind, f2.shape[1]) * (f2 - y2.to(f2.dtype)).square().sum(1).mean()
 
 
 def output_grad(kind: str, f: Tensor, y: Tensor) -> Tensor:
-    """``∂L/∂f`` (rows × c) of the mean loss: ``(softmax(f) − onehot(y))/b`` or ``(f − y)/b``."""
+    """``∂L/∂f`` (rows × c) of the mean loss: ``(softmax(f) − onehot(y))/b`` or ``2κ(f − y)/b``."""
     f2, y2 = _rows(kind, f, y)
     b = f2.shape[0]
     if kind == "cross_entropy":
         p = torch.softmax(f2, dim=1)
         return (p - torch.nn.functional.one_hot(y2, f2.shape[1]).to(p.dtype)) / b
-    return (f2 - y2.to(f2.dtype)) / b
+    return 2 * _kappa(kind, f2.shape[1]) * (f2 - y2.to(f2.dtype)) / b
 
 
 def output_hessian_product(kind: str, f: Tensor, w: Tensor) -> Tensor:
-    """``(∂²L/∂f²) w`` for the mean loss (rows × c): ``(p⊙w − p⟨p, w⟩)/b`` or ``w/b``."""
+    """``(∂²L/∂f²) w`` for the mean loss (rows × c): ``(p⊙w − p⟨p, w⟩)/b`` or ``2κ·w/b``."""
     f2 = f.reshape(-1, f.shape[-1])
     w2 = w.reshape(f2.shape).to(f2.dtype)
     b = f2.shape[0]
     if kind == "cross_entropy":
         p = torch.softmax(f2, dim=1)
         return (p * w2 - p * (p * w2).sum(1, keepdim=True)) / b
-    return w2 / b
+    return 2 * _kappa(kind, f2.shape[1]) * w2 / b
 
 
 def sample_targets(kind: str, f: Tensor, gen: torch.Generator) -> Tensor:
     """Targets drawn from the model's own predictive distribution at outputs ``f`` (rows × c):
-    Categorical(softmax(f)) or N(f, I) — Sophia-G's sampled labels."""
+    Categorical(softmax(f)) or N(f, I/(2κ)) — Sophia-G's sampled labels (Bartlett: E[∇ℓ∇ℓᵀ] = ∇²ℓ)."""
     f2 = f.detach().reshape(-1, f.shape[-1])
     if kind == "cross_entropy":
         p = torch.softmax(f2.double(), dim=1)
         p = torch.nan_to_num(p, nan=1.0 / f2.shape[1]).clamp_min(0)
         return torch.multinomial(p.cpu(), 1, generator=gen).reshape(-1).to(f2.device)
-    return f2 + torch.randn(f2.shape, generator=gen, dtype=f2.dtype).to(f2.device)
+    sd = (2 * _kappa(kind, f2.shape[1])) ** -0.5
+    return f2 + sd * torch.randn(f2.shape, generator=gen, dtype=f2.dtype).to(f2.device)
 
 
 class OutputCurvature:
@@ -216,10 +225,20 @@ class OutputCurvature:
         return torch.cat([torch.zeros(n, p.numel(), dtype=torch.float64, device=p.device) if c is None
                           else c.reshape(n, -1).to(torch.float64) for c, p in zip(cols, self.params)], dim=1)
 
+    def output_hessian_apply(self, M: Tensor) -> Tensor:
+        """``Q M`` for M of (rows·c) × k (float64), blockwise: O(rows·c·k), Q never formed."""
+        f = self.f.to(torch.float64)
+        if self.kind != "cross_entropy":
+            return 2 * _kappa(self.kind, f.shape[1]) * M
+        b, c = f.shape
+        p = torch.softmax(f, dim=1).unsqueeze(2)  # rows × c × 1
+        M3 = M.reshape(b, c, -1)
+        return (p * M3 - p * (p * M3).sum(1, keepdim=True)).reshape(M.shape)
+
     def output_hessian(self) -> Tensor:
         """Q: the (rows·c) × (rows·c) block-diagonal output Hessian of the per-row loss (float64; L's is Q/b)."""
         f = self.f.to(torch.float64)
-        if self.kind == "mse":
-            return torch.eye(f.numel(), dtype=torch.float64, device=f.device)
+        if self.kind != "cross_entropy":
+            return 2 * _kappa(self.kind, f.shape[1]) * torch.eye(f.numel(), dtype=torch.float64, device=f.device)
         p = torch.softmax(f, dim=1)
         return torch.block_diag(*(torch.diag_embed(p) - p.unsqueeze(2) * p.unsqueeze(1)))

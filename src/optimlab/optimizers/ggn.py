@@ -49,10 +49,12 @@ def egn() -> Recipe:
     Update: ``s = (G + λI)⁻¹g = (1/λ)(g − Jᵀ(bλI + QJJᵀ)⁻¹QJg)`` (Duncan–Guttman / Woodbury: one (bc) × (bc)
     solve in float64, J the per-sample output Jacobian; for g = ∇L it is the paper's −d = Jᵀ(QJJᵀ + bλI)⁻¹r);
     α from Armijo backtracking on the batch loss, ``f(x − lr·α·s) ≤ f(x) − c₁·lr·α·⟨g, s⟩``, α = 1, ½, …
-    (each trial one forward pass; none accepted: no move); ``x ← x − lr·α·s``; then λ ← max(λ/2, 1e-10) if
+    (each trial one forward pass; none accepted: no move); ``x ← x − lr·α·s``; then λ ← max(λ/2, λ_min) if
     α = 1 was accepted, else min(2λ, 1e10) (our reading of the paper's adaptive regularisation). Defaults:
-    lr 1.0 (the rule), damping λ₀ 1e-3 (curvature units), armijo c₁ 1e-4, backtracks 20. The paper's optional
-    momentum is left out. Memory: J is (b·c) × d floats. Needs ``step(closure)`` with ``closure.batch``.
+    lr 1.0 (the rule), damping λ₀ 0.3 and damping_min λ_min 0.3 (curvature units: loss per parameter²; our
+    choice, best of 6 settings on digits_mlp (width 8, batch 32, 100 steps): with λ_min ≤ 0.1 the line search on
+    one minibatch takes steps that overfit it; full-batch least squares wants λ₀ 1e-3, λ_min 1e-10, as in claim
+    ``egn-exact-linear-rate``), armijo c₁ 1e-4, backtracks 20. The paper's optional momentum is left out. Memory: J is (b·c) × d floats. Needs ``step(closure)`` with ``closure.batch``.
     Every role.
     Paper: Korbit, Adeoye, Bemporad, Zanon, "Exact Gauss-Newton Optimization for Training Deep Neural
     Networks" (2024), arXiv:2405.14402.
@@ -63,7 +65,7 @@ def egn() -> Recipe:
                 "(needs step(closure) with closure.batch)",
         paper="Korbit, Adeoye, Bemporad, Zanon, Exact Gauss-Newton Optimization for Training Deep Neural Networks "
               "(2024), arXiv:2405.14402",
-        rule="s = (G + λI)⁻¹g via Jᵀ(bλI + QJJᵀ)⁻¹;  α: Armijo;  x ← x − lr·α·s;  λ ← λ/2 (α = 1) or 2λ",
+        rule="s = (G + λI)⁻¹g via Jᵀ(bλI + QJJᵀ)⁻¹;  α: Armijo;  x ← x − lr·α·s;  λ ← max(λ/2, λ_min) (α = 1) or 2λ",
         needs=OUTPUTS)
 
 

@@ -52,8 +52,8 @@ def _usable(g: Tensor) -> bool:
 
 def dense_ggn(curv: Any) -> Tensor:
     """``G = (1/b) JᵀQJ`` (d × d, float64) from the per-sample Jacobian."""
-    J, Q = curv.jacobian(), curv.output_hessian()
-    G = J.T @ (Q @ J) / curv.f.shape[0]
+    J = curv.jacobian()
+    G = J.T @ curv.output_hessian_apply(J) / curv.f.shape[0]
     return 0.5 * (G + G.T)
 
 
@@ -146,17 +146,19 @@ class ExactGaussNewton(_Direction):
     Networks", arXiv:2405.14402): ``s = (G + λI)⁻¹g`` by the Duncan–Guttman identity (a (bc) × (bc) solve),
     then Armijo backtracking ``f(x − lr·α·s) ≤ f(x) − c₁·lr·α·⟨g, s⟩`` over α = 1, ½, ¼, … (at most
     ``backtracks``; none accepted: no move), and the LM damping adapted (our reading of the paper's adaptive
-    regularisation, as in claim ``egn-exact-linear-rate``): λ ← max(λ/2, 1e-10) when α = 1 was accepted,
+    regularisation, as in claim ``egn-exact-linear-rate``): λ ← max(λ/2, λ_min) when α = 1 was accepted,
     else λ ← min(2λ, 1e10). ``u = α·s``; λ and α are kept in the state (floats, exact in a checkpoint)."""
 
     name = "egn"
     key = "egn.step"
-    rule = "s = Jᵀ... = (G + λI)⁻¹g (Woodbury, bc × bc);  α: Armijo backtracking;  u ← α·s;  λ ← λ/2 or 2λ"
-    hparams = {"damping": HParam("float", 1e-3, "λ₀, the initial LM damping (curvature units)", low=0.0,
+    rule = "s = (G + λI)⁻¹g (Woodbury, a bc × bc solve);  α: Armijo backtracking;  u ← α·s;  λ ← max(λ/2, λ_min) or 2λ"
+    hparams = {"damping": HParam("float", 0.3, "λ₀, the initial LM damping (curvature units)", low=0.0,
                                  low_open=True),
                "armijo": HParam("float", 1e-4, "c₁, Armijo's sufficient-decrease constant (unitless)", low=0.0,
                                 high=1.0, high_open=True),
-               "backtracks": HParam("int", 20, "most halvings of α per step (each one forward pass)", low=0)}
+               "backtracks": HParam("int", 20, "most halvings of α per step (each one forward pass)", low=0),
+               "damping_min": HParam("float", 0.3, "floor of the adapted λ (curvature units)", low=0.0,
+                                     low_open=True)}
 
     def init(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {"damping": float(group["damping"]), "alpha": 0.0}
@@ -171,7 +173,8 @@ class ExactGaussNewton(_Direction):
             curv = ctx.model()
             s = woodbury_direction(curv.jacobian(), curv.output_hessian(), g, lam, curv.f.shape[0])
             alpha = self._search(ctx, curv, params, g, s, grp["lr"], grp["armijo"], grp["backtracks"])
-        ctx.shared("egn.next", lambda: (max(lam / 2, 1e-10) if alpha == 1.0 else min(2 * lam, 1e10), alpha))
+        floor = grp["damping_min"]
+        ctx.shared("egn.next", lambda: (max(lam / 2, floor) if alpha == 1.0 else min(2 * lam, 1e10), alpha))
         return split(alpha * s, params)
 
     def update(self, b: Bucket) -> None:

@@ -210,7 +210,7 @@ class ClassificationInstance(TaskInstance):
         if self.task.loss == "ce":
             return ModelBatch(lambda: model(x), y, "cross_entropy")
         classes = int(max(self.y_train.max(), self.y_test.max())) + 1  # the criterion's one-hot width
-        return ModelBatch(lambda: model(x), F.one_hot(y, classes).float(), "mse")
+        return ModelBatch(lambda: model(x), F.one_hot(y, classes).float(), "half_sse")
 
     def _evaluate(self, model: nn.Module) -> dict:
         out = {}
