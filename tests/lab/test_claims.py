@@ -20,7 +20,7 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd",
                "hessian-fitting-lie-linear", "psgd-vs-tuned-adamw", "asgo-vs-tuned-adamw",
                "mfac-exact-linear-cost", "scaledgd-log-kappa", "bias-correction-coupling",
-               "egn-exact-linear-rate", "gn-smoothness-linear-rate", "sfn-escapes-saddle",
+               "egn-exact-linear-rate", "gn-smoothness-linear-rate", "tngd-equals-ngd", "sfn-escapes-saddle",
                "dct-vs-svd-projection", "snsm-memory", "osd-between-adamw-and-galore",
                "bloop-constrained-solution", "upgrad-nonconflict", "constrained-rich-parametrization",
                "ift-hypergradient-cost", "f2sa-hypercleaning", "truncated-backprop-half", "stability-gap",
@@ -33,7 +33,7 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "adago-beats-muon-adamw", "auon-matches-muon", "root-beats-muon", "normuon-adamuon-beat-muon-adamw",
                "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
                "dion-advantage-grows-with-size"]
-PENDING: list[str] = ["tngd-equals-ngd", "polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
+PENDING: list[str] = ["polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
                       "accelerated-inexact-second-order",
                       "bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",
                       "moreau-blo-stationarity", "stableun-relearning", "uno-unlearning-speed", "rogo-vs-gpm",

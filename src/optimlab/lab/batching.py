@@ -100,7 +100,7 @@ def from_spec(spec: Any, instance: Any, needs: frozenset) -> NormTestControl:
         raise ValueError(f"batch_control {spec!r}: unknown options {sorted(unknown)}; known: eta, start, max_mult")
     if getattr(instance, "full_batch", False):
         raise ValueError("batch_control: the task is full-batch (batch_size=None); the norm test needs minibatches")
-    if needs & {"reevaluate", "hvp", "value"}:
+    if needs & {"reevaluate", "hvp", "value", "outputs"}:
         raise ValueError(f"batch_control: the optimizer re-evaluates the loss through its closure "
                          f"(needs {sorted(needs)}), which would see one batch; use a gradient-only optimizer")
     return NormTestControl(**kwargs)

@@ -232,6 +232,10 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         instance = task_obj.build(seed)
         opt = optimlab.create(instance.model, optimizer, nonfinite=nonfinite, **instance.role_hints,
                               **{k: v for k, v in hparams.items() if k not in RUN_KEYS})
+        if "outputs" in opt.recipe.needs and instance.model_batch(instance.model, instance.batch(0)) is None:
+            raise ValueError(f"{optimizer} needs the model's outputs and targets (Gauss–Newton curvature), and task "
+                             f"{task!r} does not expose them (TaskInstance.model_batch); the classification "
+                             f"tasks (digits_mlp, ...) do")
         control = None if hparams.get("batch_control") is None else batching.from_spec(
             hparams["batch_control"], instance, getattr(getattr(opt, "recipe", None), "needs", frozenset()))
         if hparams.get("schedule") is not None:  # "wsd(decay=0.1)" etc.: optimlab.lab.schedules
@@ -305,7 +309,7 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
     # evaluation); recipes that re-evaluate (or need HVPs) get a real closure, each call of which is one
     # more loss-and-gradient evaluation, logged cumulatively as ``evals`` (the report's --x evals).
     needs = getattr(getattr(opt, "recipe", None), "needs", frozenset())
-    reevaluates = bool(needs & {"reevaluate", "hvp", "value"})  # each logs cumulative evals
+    reevaluates = bool(needs & {"reevaluate", "hvp", "value", "outputs"})  # each logs cumulative evals
     values_only = "value" in needs
     try:
         model.train()
@@ -335,7 +339,10 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
             if values_only:  # a forward-only closure, called 2q times (under no_grad) by the step
                 opt.step(lambda batch=batch: instance.loss(model, batch))
             elif reevaluates:
-                opt.step(steplog.closure(instance, model, opt, batch, create_graph="hvp" in needs))
+                closure = steplog.closure(instance, model, opt, batch, create_graph="hvp" in needs)
+                if "outputs" in needs:  # Gauss–Newton recipes: the model's outputs and targets (core/model_batch.py)
+                    closure.batch = instance.model_batch(model, batch)  # type: ignore[attr-defined]
+                opt.step(closure)
             elif "loss" in needs:
                 opt.step(lambda loss=loss: loss)
             else:
