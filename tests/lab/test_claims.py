@@ -32,7 +32,10 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "pinn-conditioning-tracks-speed", "rmt-batch-hessian-lr-scaling", "adadagrad-rate",
                "adago-beats-muon-adamw", "auon-matches-muon", "root-beats-muon", "normuon-adamuon-beat-muon-adamw",
                "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
-               "dion-advantage-grows-with-size"]
+               "dion-advantage-grows-with-size",
+               # issue 15, tasks and diagnostics (helper wp5b)
+               "ntk-orthogonal-depth", "groups-grokking", "tubal-small-init", "curl-threshold",
+               "drift-modified-flow"]
 PENDING: list[str] = ["polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
                       "accelerated-inexact-second-order",
                       "bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",

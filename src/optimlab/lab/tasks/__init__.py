@@ -18,12 +18,15 @@ from .classification import MNIST1D, DigitsMLP
 from .continual_digits import ContinualDigits
 from .deep_linear import DeepLinear
 from .functions import Rastrigin, Rosenbrock
+from .groups import FiniteGroupWords
 from .matrix_sensing import MatrixSensing
 from .modular import ModularArithmetic
 from .pinn import PINN
 from .planted import SingleIndex, TensorPCA
 from .quadratic import Quadratic
 from .random_features import RandomFeatures
+from .student_teacher import StudentTeacher
+from .tubal import TubalSensing
 
 __all__ = ["TASKS", "Task", "TaskInstance", "TaskSpec", "get_task"]
 
@@ -31,7 +34,8 @@ TASKS: dict[str, type[Task]] = {
     cls.name: cls
     for cls in (Quadratic, Rosenbrock, Rastrigin, RandomFeatures, AssociativeMemory,
                 ModularArithmetic, MatrixSensing, DeepLinear, DigitsMLP, MNIST1D, CharLM, PINN, ContinualDigits,
-                SingleIndex, TensorPCA)
+                SingleIndex, TensorPCA,
+                TubalSensing, FiniteGroupWords, StudentTeacher)
 }
 
 
