@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 import optimlab
+from optimlab.core import ModelBatch
 from optimlab.core.state_bytes import held_state_bytes, predicted_state_bytes, state_bytes_per_param
 from optimlab.lab.runner import optimizer_state_bytes
 
@@ -22,6 +23,9 @@ def stepped(name, params_or_groups, steps=2):
             if torch.is_grad_enabled():  # a gradient-free (zeroth-order) step may evaluate under no_grad
                 loss.backward(create_graph=hvp)
             return loss
+        # Gauss–Newton recipes read the outputs: Σ(p − 0.3)² is ½‖f − y‖² for f = √2·p, y = √2·0.3
+        closure.batch = ModelBatch(lambda: 2 ** 0.5 * torch.cat([p.reshape(-1) for p in ps]).unsqueeze(0),
+                                   torch.full((1, sum(p.numel() for p in ps)), 0.3 * 2 ** 0.5), "half_sse")
         opt.step(closure)
     return opt
 

@@ -7,7 +7,10 @@ import optimlab
 from optimlab.lab.runner import run
 from optimlab.lab.tasks import get_task
 
-LOSS_READERS = [n for n in optimlab.available() if optimlab.describe(n).needs & {"loss", "reevaluate", "hvp"}]
+# (Gauss–Newton recipes also need the model's outputs, which the quadratic task does not expose: the runner
+# refuses them there; they train on digits_mlp in tests/optimizers/test_ggn.py)
+LOSS_READERS = [n for n in optimlab.available() if optimlab.describe(n).needs & {"loss", "reevaluate", "hvp"}
+                and "outputs" not in optimlab.describe(n).needs]
 
 
 def test_there_are_loss_reading_recipes():

@@ -253,7 +253,7 @@ class ThermodynamicNGD(_Direction):
         ctx, params, grp = b.ctx, b.ctx.params, b.group
         g = flat_grad(params)
         x0 = torch.cat([ctx.opt.state[p]["tngd.x"].reshape(-1).to(torch.float64) if "tngd.x" in ctx.opt.state[p]
-                        else torch.zeros(p.numel(), dtype=torch.float64) for p in params])
+                        else torch.zeros(p.numel(), dtype=torch.float64, device=p.device) for p in params])
         if not torch.isfinite(g).all():
             return split(torch.zeros_like(g), params)
         curv = ctx.model()
@@ -296,5 +296,5 @@ def simulate_ou(apply: Any, g: Tensor, x0: Tensor, lam: float, tau: float, dt: f
     for _ in range(n):
         x = x - h * (apply(x) + lam * x - g)
         if noise > 0:
-            x = x + noise * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+            x = x + noise * torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)  # CPU draws: any device
     return x
