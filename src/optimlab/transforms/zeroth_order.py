@@ -31,7 +31,7 @@ from ..core.transform import Bucket, Transform
 
 __all__ = ["CHUNK", "direction", "trainable", "ZOEstimate", "ZODescend", "ZO_HPARAMS"]
 
-CHUNK = 1 << 13  # elements per regenerated piece of a direction 
+CHUNK = 1 << 14  # elements per regenerated piece of a direction (64 KiB of fp32)
 _M64 = (1 << 64) - 1
 
 ZO_HPARAMS = {
@@ -158,7 +158,8 @@ class _Perturbation:
                         _apply_record(v, rec)
                 if sign:
                     y = v + d if sign > 0 else v - d
-                    rec = _record(v, y - d if sign > 0 else y + d)
+                    back = torch.sub(y, d, out=d) if sign > 0 else torch.add(y, d, out=d)  # d is not needed again
+                    rec = _record(v, back)
                     if rec is not None:
                         self.fix[(i, c)] = rec
                     v.copy_(y)
