@@ -233,8 +233,11 @@ class ZOEstimate(Transform):
         for p in b.params:
             i = est["index"][id(p)]
             u = torch.zeros_like(p)
-            for j, cj in enumerate(est["coeffs"]):
-                u.add_(direction(p, est["seed"], est["step"], j, i), alpha=cj)
+            uv = u.view(-1)
+            for j, cj in enumerate(est["coeffs"]):  # chunk by chunk: no direction-sized temporary
+                for c, v in _chunks(p):
+                    uv[c * CHUNK:c * CHUNK + v.numel()].add_(
+                        _chunk_z(p, _mix(est["seed"], est["step"], j, i, c), v.numel()), alpha=cj)
             out.append(u)
         b.set_updates(out, owned=True)
 
