@@ -128,7 +128,7 @@ _wp4("proxy-prox-point-calls",
 register(Claim(
     id="polystep-nondiff",
     paper="Training Non-Differentiable Networks via Optimal Transport (PolyStep)",
-    arxiv="",
+    arxiv="2605.01928",
     statement="PolyStep trains networks whose gradient is zero almost everywhere (staircase activations) "
               "better than evolution strategies and random search.",
     optimizers=("polystep",),
@@ -136,8 +136,13 @@ register(Claim(
              "test accuracy, 3 seeds.",
     rule="PolyStep's mean test accuracy above both baselines on every seed",
     margin="3 seeds, every seed",
-    needs="the PolyStep update rule (only the abstract is in the seed: polytope vertices in a compressed "
-          "subspace, softmax-weighted assignments, barycentric projection; the paper or its code is needed)",
+    needs="the paper's algorithm box (arXiv:2605.01928, not in the seed). The public code (github.com/anindex/"
+          "polystep) fixes the core (P particles, V polytope vertices around each in a per-layer subspace, cost "
+          "C[p, j] = loss at the probe, W = softmax(-(C - min_j C)/(ε·cost scale)) per row (solvers/softmax.py), "
+          "barycentric projection onto the W-weighted vertices with a step and a probe radius (README)) but its step also carries momentum, a transport-direction EMA, a Newton "
+          "direction, CMA-style subspace rotation and cosine schedules of ε, step and probe radius; which of these "
+          "the claimed results rest on, and the subspace construction (HybridSubspace, rank 8 per layer), need "
+          "the paper; an ES baseline is needed too",
 ))
 
 register(Claim(
