@@ -32,7 +32,9 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "pinn-conditioning-tracks-speed", "rmt-batch-hessian-lr-scaling", "adadagrad-rate",
                "adago-beats-muon-adamw", "auon-matches-muon", "root-beats-muon", "normuon-adamuon-beat-muon-adamw",
                "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
-               "dion-advantage-grows-with-size"]
+               "dion-advantage-grows-with-size",
+               # helper nharpg (issue 12: N-HARPG, cross-fitting)
+               "harpg-transport-error", "cross-fit-adamw-digits"]
 PENDING: list[str] = ["tngd-equals-ngd", "polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
                       "accelerated-inexact-second-order",
                       "bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",
