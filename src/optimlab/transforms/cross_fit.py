@@ -42,9 +42,10 @@ def statistics_closure(ctx: Any) -> Callable[[], Any]:
     return stats
 
 
-RATIO_CLIP = HParam("float", 0.0, "bound c on |m̂/(√v̂+ε)| per coordinate (0: no bound, the literal rule). A coordinate "
-                    "whose gradient vanishes on group B but not on A (sparse inputs, rare tokens) otherwise gets "
-                    "m̂/ε; plain Adam's ratio stays below ≈ 1/√(1−β2)", low=0.0)
+RATIO_CLIP = HParam("float", 0.0, "bound c on |m̂/(√v̂+ε)| per coordinate (0: no bound, the literal rule). A "
+                    "coordinate whose gradient vanishes on group B but not on A (sparse inputs, rare tokens) "
+                    "otherwise gets m̂/ε; plain Adam's ratio stays below (1−β1)/√((1−β2)(1−β1²/β2)) ≈ 7.3 at "
+                    "betas (0.9, 0.999)", low=0.0)
 
 
 def _clip_ratio(u: list[Tensor], c: float) -> list[Tensor]:

@@ -11,7 +11,8 @@ Protocol (fixed before the first run):
 - Task ``digits_mlp`` at its defaults; each step's batch split into 4 equal microbatches. AdamW-CF
   (``optimlab.cross_fit.cross_fit("adamw")``, groups A = microbatches 0, 2 and B = 1, 3, ``ratio_clip`` 10:
   without a bound a pixel that is blank in group B but not in A gets a step of lr·g/ε and the run diverges;
-  plain Adam's ratio stays below ≈ 3 at these betas, so the bound binds only there) against AdamW on the
+  plain Adam's ratio stays below (1−β1)/√((1−β2)(1−β1²/β2)) ≈ 7.3 at these betas, so the bound binds
+  only there) against AdamW on the
   whole batch (the same data a step). Both at AdamW's defaults otherwise (betas (0.9, 0.999), weight decay 0.01).
 - lr tuned per optimizer on the grid {3e-4, 1e-3, 3e-3, 1e-2, 3e-2} (fast: {1e-3, 3e-3, 1e-2}) by the mean over
   seeds of the final held-out loss (``eval_loss``); a tuned lr at a grid edge makes the verdict inconclusive.
@@ -93,8 +94,8 @@ def _experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
     for ax in axes:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    text = "; ".join(f"seed {s}: CF {per_seed[s]['eval_loss_adamw_cf']:.4g} vs AdamW {per_seed[s]['eval_loss_adamw']:.4g}"
-                     for s in seeds)
+    text = "; ".join(f"seed {s}: CF {per_seed[s]['eval_loss_adamw_cf']:.4g} vs AdamW "
+                     f"{per_seed[s]['eval_loss_adamw']:.4g}" for s in seeds)
     explanation = (f"{steps} steps, tuned lr AdamW {best['adamw']:g}, AdamW-CF {best['adamw_cf']:g}: {text} "
                    f"(rule: CF ≤ {FACTOR}× AdamW)")
     details = {"grid": list(grid), "best_lr": best, "mean_by_lr": {k: {f"{lr:g}": v for lr, v in m.items()}
