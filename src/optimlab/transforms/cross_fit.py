@@ -150,7 +150,9 @@ class CrossFitSophia(SophiaClip):
             zs = [probe(p, seed, int(st[p].get("step", 0)) if p in st else 0, i, "gaussian")
                   for i, p in enumerate(ctx.params)]
             _, _, hz = reevaluate_with(ctx, [None] * len(ctx.params), hvp_probe(ctx, zs), closure=stats)
-            return {id(p): saturate(z * h.to(z.dtype)) for p, z, h in zip(ctx.params, zs, hz)}
+            # a parameter group B's loss does not reach (no graph there) gets no curvature this step: ĥ = 0
+            return {id(p): saturate(z * h.to(z.dtype)) if h is not None else torch.zeros_like(z)
+                    for p, z, h in zip(ctx.params, zs, hz)}
 
         diag = ctx.shared(f"cross_fit.sophia.{seed}", compute)
         ctx.shared("sophia.h_hat", dict)[id(b)] = saturate_([diag[id(p)].clone() for p in b.params])

@@ -64,7 +64,10 @@ class HessianAidedMomentum(Transform):
         vectors = [p.detach() - st[p]["harpg.prev"] if on else None for p, on in zip(ctx.params, live)]
         deltas = [v * -(1.0 - q) if v is not None else None for v in vectors]  # θ̂ − θ_t = (1−q)(θ_prev − θ_t)
         _, _, hv = reevaluate_with(ctx, deltas, hvp_probe(ctx, vectors))
-        return {id(p): h for p, h, on in zip(ctx.params, hv, live) if on}
+        # a parameter without a gradient graph at θ̂ (the closure did not reach it there) gets no transport term
+        # this step: d ← β·d + (1−β)·g for it. (The Hessian at θ_t is no fallback: re-evaluating moved and restored
+        # the parameters, which invalidates the graph of the gradients at θ_t.)
+        return {id(p): h if h is not None else torch.zeros_like(p) for p, h, on in zip(ctx.params, hv, live) if on}
 
     def prepare(self, b: Bucket) -> None:
         ctx = b.ctx

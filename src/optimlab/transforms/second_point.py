@@ -42,25 +42,27 @@ def reevaluate_with(ctx: Any, deltas: Sequence[Tensor | None], probe: Callable[[
     return loss, grads, found["probe"]
 
 
-def hvp_probe(ctx: Any, vectors: Sequence[Tensor | None]) -> Callable[[], list[Tensor]]:
-    """A probe for :func:`reevaluate_with`: ``H v`` at the second point (one tensor per ``ctx.params``; a
-    None vector is zero), by double backward through the gradients the closure left there (the closure must
-    call ``loss.backward(create_graph=True)``)."""
+def hvp_probe(ctx: Any, vectors: Sequence[Tensor | None]) -> Callable[[], list[Tensor | None]]:
+    """A probe for :func:`reevaluate_with`: ``H v`` at the second point (one entry per ``ctx.params``), by double
+    backward through the gradients the closure left there (the closure must call
+    ``loss.backward(create_graph=True)``). An entry is None where the vector is None or the parameter has no
+    gradient graph there (the closure did not reach it, or did not back-propagate): the caller decides what that
+    means (N-HARPG drops the transport term for it; cross-fitted Sophia takes no curvature for it)."""
 
-    def probe() -> list[Tensor]:
+    def probe() -> list[Tensor | None]:
         pairs = [(i, p) for i, p in enumerate(ctx.params)
                  if vectors[i] is not None and p.grad is not None and p.grad.requires_grad]
+        out: list[Tensor | None] = [None] * len(ctx.params)
         if not pairs:
-            if any(v is not None for v in vectors):
-                raise TypeError(f"{ctx.name}: needs Hessian-vector products, but the gradients carry no graph; "
-                                f"call loss.backward(create_graph=True) in the closure")
-            return [torch.zeros_like(p) for p in ctx.params]
+            return out
         try:
-            out = torch.autograd.grad([p.grad for _, p in pairs], ctx.params,
-                                      grad_outputs=[vectors[i] for i, _ in pairs], allow_unused=True)
+            hv = torch.autograd.grad([p.grad for _, p in pairs], ctx.params,
+                                     grad_outputs=[vectors[i] for i, _ in pairs], allow_unused=True)
         except RuntimeError as err:
             raise ValueError(f"{ctx.name}: needs Hessian-vector products, but the model has no second "
                              f"derivatives (double backward failed: {err})") from err
-        return [torch.zeros_like(p) if h is None else h.detach() for h, p in zip(out, ctx.params)]
+        reached = {i for i, _ in pairs}
+        return [(torch.zeros_like(p) if h is None else h.detach()) if i in reached else None
+                for i, (h, p) in enumerate(zip(hv, ctx.params))]
 
     return probe
