@@ -34,9 +34,8 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
                "dion-advantage-grows-with-size",
                # helper nharpg (issue 12: N-HARPG, cross-fitting)
-               "harpg-transport-error", "cross-fit-adamw-digits"]
-PENDING: list[str] = ["tngd-equals-ngd", "polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
-                      "accelerated-inexact-second-order",
+               "harpg-transport-error", "cross-fit-adamw-digits", "bayesian-filtering-newton-momentum"]
+PENDING: list[str] = ["tngd-equals-ngd", "polynomial-preconditioning-krylov", "accelerated-inexact-second-order",
                       "bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",
                       "moreau-blo-stationarity", "stableun-relearning", "uno-unlearning-speed", "rogo-vs-gpm",
                       "proxy-prox-point-calls", "polystep-nondiff", "zo-spider-goldstein"]

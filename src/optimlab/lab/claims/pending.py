@@ -45,27 +45,6 @@ register(Claim(
 ))
 
 register(Claim(
-    id="bayesian-filtering-newton-momentum",
-    paper="Discriminative Bayesian filtering lends momentum to the stochastic Newton method for minimizing "
-          "log-convex functions",
-    arxiv="2104.12949",
-    statement="Filtering subsampled gradients and Hessians over the whole history (old observations decaying "
-              "like heavy-ball momentum) improves on the plain subsampled Newton method.",
-    optimizers=(),
-    protocol="logistic regression, batch 32: suboptimality after 50 iterations, filtered vs subsampled Newton",
-    rule="filtered suboptimality below the plain method's (margin from the paper)",
-    margin="to be fixed from the paper",
-    needs="the filter. Searched (docs, pages, code corpora): the abstract (Burkhart, Optimization Letters 2023, "
-          "doi 10.1007/s11590-022-01895-5) and the paper's first section are public — the baseline is the "
-          "subsampled Newton step −Q_t⁻¹f_t (f_t, Q_t: batch means of ∇log g_j and ∇²log g_j at θ_{t−1}) with "
-          "Armijo backtracking; code exists (github.com/burkh4rt/Filtered-Stochastic-Newton) but its text is not "
-          "in the corpus. Missing: the latent state-space model (state transition and its covariance, the "
-          "discriminative observation model), the filter's mean/precision update, and the matrix conditions under "
-          "which old observations decay like heavy-ball momentum — without them the 'filtered' method is not "
-          "determined",
-))
-
-register(Claim(
     id="accelerated-inexact-second-order",
     paper="Advancing the lower bounds: An accelerated, stochastic, second-order method with optimal adaptation "
           "to inexactness (Agafonov, Kamzolov, Gasnikov, Kavis, Antonakopoulos, Cevher, Takáč, ICLR 2024)",
