@@ -37,6 +37,7 @@ from . import hessian_fitting  # noqa: F401
 from . import preconditioners  # noqa: F401
 from . import curvature  # noqa: F401
 from . import gauss_newton  # noqa: F401
+from . import thermodynamic  # noqa: F401  (tngd-equals-ngd)
 from . import saddle  # noqa: F401
 from . import lowrank  # noqa: F401
 from . import combine  # noqa: F401

@@ -11,20 +11,6 @@ from .base import Claim, register  # noqa: F401  (for the next pending claim)
 # -- curvature (issue 12, second part): protocols from research/coverage.md, not run yet -------------------
 
 register(Claim(
-    id="tngd-equals-ngd",
-    paper="Thermodynamic Natural Gradient Descent",
-    arxiv="",
-    statement="In a certain parameter regime TNGD is equivalent to NGD.",
-    optimizers=("natural_gradient",),
-    protocol="digits MLP: simulated OU solve dx = −((F+λI)x − g)dt + noise with equilibration time "
-             "τ ∈ {0.1, 1, 10, 100}/λ_min vs the CG natural-gradient step",
-    rule="relative difference of the step ≤ 1e-3 as τ grows",
-    margin="rel. difference ≤ 1e-3 at the largest τ",
-    needs="a registered natural_gradient optimizer (needs the model's outputs: a closure convention that "
-          "exposes them) and the simulated OU solver",
-))
-
-register(Claim(
     id="polynomial-preconditioning-krylov",
     paper="Polynomial Preconditioning for Gradient Methods (Doikov, Rodomanov, ICML 2023)",
     arxiv="2301.13194",
