@@ -35,9 +35,10 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "dion-advantage-grows-with-size",
                # issue 15, tasks and diagnostics (helper wp5b)
                "ntk-orthogonal-depth", "groups-grokking", "tubal-small-init", "curl-threshold",
-               "drift-modified-flow"]
-PENDING: list[str] = ["polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
-                      "accelerated-inexact-second-order",
+               "drift-modified-flow",
+               # helper nharpg (issue 12: N-HARPG, cross-fitting)
+               "harpg-transport-error", "cross-fit-adamw-digits", "bayesian-filtering-newton-momentum"]
+PENDING: list[str] = ["polynomial-preconditioning-krylov", "accelerated-inexact-second-order",
                       "bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",
                       "moreau-blo-stationarity", "stableun-relearning", "uno-unlearning-speed", "rogo-vs-gpm",
                       "proxy-prox-point-calls", "polystep-nondiff", "zo-spider-goldstein"]

@@ -54,6 +54,7 @@ from . import pinn_conditioning  # noqa: F401
 from . import batch_size  # noqa: F401
 from . import proxies  # noqa: F401
 from . import ntk_depth, group_words, tubal, curl, drift  # noqa: F401  (issue 15, tasks and diagnostics)
+from . import policy_gradient, cross_fit, filtered_newton  # noqa: F401  (N-HARPG; cross-fitting; filtered Newton)
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 

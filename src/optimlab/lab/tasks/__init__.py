@@ -23,6 +23,7 @@ from .matrix_sensing import MatrixSensing
 from .modular import ModularArithmetic
 from .pinn import PINN
 from .planted import SingleIndex, TensorPCA
+from .policy_mdp import PolicyMDP
 from .quadratic import Quadratic
 from .random_features import RandomFeatures
 from .student_teacher import StudentTeacher
@@ -34,7 +35,7 @@ TASKS: dict[str, type[Task]] = {
     cls.name: cls
     for cls in (Quadratic, Rosenbrock, Rastrigin, RandomFeatures, AssociativeMemory,
                 ModularArithmetic, MatrixSensing, DeepLinear, DigitsMLP, MNIST1D, CharLM, PINN, ContinualDigits,
-                SingleIndex, TensorPCA,
+                SingleIndex, TensorPCA, PolicyMDP,
                 TubalSensing, FiniteGroupWords, StudentTeacher)
 }
 
