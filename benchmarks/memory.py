@@ -5,7 +5,11 @@ Memory part: each (optimizer, width) runs in a fresh subprocess (1 thread). It b
 state), runs one forward/backward (gradients allocated), then resets the kernel's peak-RSS counter
 (``/proc/self/clear_refs`` ← 5) and records VmRSS, runs ``--steps`` training steps, and reads VmHWM from
 ``/proc/self/status``: ``peak_delta`` = VmHWM − VmRSS before the steps (state, temporaries, activations).
-``ru_maxrss`` (the process's whole peak) is reported too. Every worker runs with glibc's
+``ru_maxrss`` (the process's whole peak) is reported too, and how much of the resident growth over those steps
+is anonymous memory (``RssAnon``) and how much file-backed (``RssFile``: code pages of library kernels used for
+the first time). Then the peak is reset again and the same number of steps runs once more: ``steady Δ`` =
+VmHWM − VmRSS around them, the cost of a step once its state exists and its code paths are warm (a
+zeroth-order step's first-use costs are one-time: see BENCHMARKS.md). Every worker runs with glibc's
 ``MALLOC_MMAP_THRESHOLD_=65536`` so that freed large blocks go back to the OS and the high-water mark counts
 live memory, not allocator caching. Two baselines run the same loop without an
 optimizer: ``(fwd+bwd)`` and ``(forward)`` (``torch.no_grad``, no gradients), the reference for
@@ -30,7 +34,10 @@ import subprocess
 import sys
 import time
 
-OPTIMIZERS = ["adamw", "muon", "galore_adamw", "dct_adamw", "osd_adamw", "snsm", "zo_sgd", "zo_adam"]
+OPTIMIZERS = ["adamw", "muon", "galore_adamw", "galore_rev", "dct_adamw", "osd_adamw", "snsm", "zo_sgd", "zo_adam"]
+# rows that are a registered optimizer with other hyperparameters: GaLore with the basis on the large side
+# (its reference projector's proj_type='reverse_std'; the paper's Table 1 side is the default 'std')
+VARIANTS = {"galore_rev": ("galore_adamw", {"proj_type": "reverse_std"})}
 BASELINES = ["(fwd+bwd)", "(forward)"]
 
 
@@ -69,44 +76,58 @@ def measure_memory(name: str, width: int, steps: int) -> dict:
     opt = None
     registered = optimlab.available()
     optimlab.create([torch.zeros(2, 2, requires_grad=True)], "adamw")  # every row imports the same modules
+    base, extra = VARIANTS.get(name, (name, {}))
     if not name.startswith("("):
-        opt = optimlab.create(model, name, **inst.role_hints)
-    needs = optimlab.describe(name).needs if name in registered else frozenset()
+        opt = optimlab.create(model, base, **inst.role_hints, **extra)
+    needs = optimlab.describe(base).needs if base in registered else frozenset()
     if name != "(forward)" and not zeroth:
         inst.loss(model, inst.batch(0)).backward()  # gradients exist before the measured steps
     else:
         with torch.no_grad():
             inst.loss(model, inst.batch(0))  # the same warm-up, without gradients
     gc.collect()
-    rss0 = _status_kb("VmRSS")
+    rss0, anon0, file0 = _status_kb("VmRSS"), _status_kb("RssAnon"), _status_kb("RssFile")
     resettable = _reset_peak()
-    for step in range(1, steps + 1):
-        batch = inst.batch(step)
-        if name == "(forward)" or zeroth:
-            def closure(batch=batch):
-                with torch.no_grad():
-                    return inst.loss(model, batch)
-            if opt is None:
-                closure()
+
+    def run_steps(first: int) -> None:
+        for step in range(first, first + steps):
+            batch = inst.batch(step)
+            if name == "(forward)" or zeroth:
+                def closure(batch=batch):
+                    with torch.no_grad():
+                        return inst.loss(model, batch)
+                if opt is None:
+                    closure()
+                else:
+                    opt.step(closure)
             else:
-                opt.step(closure)
-        else:
-            def closure(batch=batch):
-                opt.zero_grad(set_to_none=False)
-                loss = inst.loss(model, batch)
-                loss.backward()
-                return loss
-            if opt is None:
-                model.zero_grad(set_to_none=False)
-                inst.loss(model, batch).backward()
-            elif needs & {"loss", "reevaluate", "hvp"}:
-                opt.step(closure)
-            else:
-                closure()
-                opt.step()
+                def closure(batch=batch):
+                    opt.zero_grad(set_to_none=False)
+                    loss = inst.loss(model, batch)
+                    loss.backward()
+                    return loss
+                if opt is None:
+                    model.zero_grad(set_to_none=False)
+                    inst.loss(model, batch).backward()
+                elif needs & {"loss", "reevaluate", "hvp"}:
+                    opt.step(closure)
+                else:
+                    closure()
+                    opt.step()
+    run_steps(1)
     hwm = _status_kb("VmHWM")
+    anon1, file1 = _status_kb("RssAnon"), _status_kb("RssFile")
+    # steady state: the same number of steps again, the peak reset in between (state allocated, code paths
+    # paged in, lazy initialisations done): what one more step costs over what is already resident
+    gc.collect()
+    rss1 = _status_kb("VmRSS")
+    _reset_peak()
+    run_steps(steps + 1)
+    hwm2 = _status_kb("VmHWM")
     out = {"name": name, "width": width, "n_params": n_params, "rss_before_mb": rss0 / 1024,
            "peak_delta_mb": (hwm - rss0) / 1024 if resettable else None,
+           "anon_growth_mb": (anon1 - anon0) / 1024, "file_growth_mb": (file1 - file0) / 1024,
+           "steady_peak_delta_mb": (hwm2 - rss1) / 1024 if resettable else None,
            "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if opt is not None:
         held = held_state_bytes(opt)
@@ -182,15 +203,15 @@ def main() -> None:
     import optimlab
 
     registered = set(optimlab.available())
-    names = [n for n in args.optimizers if n in registered]
-    skipped = [n for n in args.optimizers if n not in registered]
+    names = [n for n in args.optimizers if VARIANTS.get(n, (n,))[0] in registered]
+    skipped = [n for n in args.optimizers if n not in names]
     print(f"torch {torch.__version__}, 1 thread, fresh process per row; char_lm (2 layers, context 64, batch 4), "
           f"{args.steps} steps; not registered here (skipped): {', '.join(skipped) or 'none'}")
     rows = []
     for width in args.widths:
         print(f"\n[char_lm d={width}]")
         print(f"  {'optimizer':<14} {'params':>9} {'state MB':>9} {'B/param':>8} {'matrix B/p':>10} "
-              f"{'vs adamw':>9} {'peak Δ MB':>10} {'maxrss MB':>10}")
+              f"{'vs adamw':>9} {'peak Δ MB':>10} {'anon+':>6} {'file+':>6} {'steady Δ':>9} {'maxrss MB':>10}")
         res = {}
         for name in BASELINES + names:  # interleaving is per width: every config in the same minute
             r = _worker(["memory", name, str(width)], args) | {"name": name, "width": width}
@@ -210,6 +231,8 @@ def main() -> None:
             print(f"  {name:<14} {r['n_params']:>9} {r.get('state_mb', 0):>9.2f} "
                   f"{sb if sb is not None else 0:>8.3f} {mb if mb is not None else 0:>10.3f} {ratio:>9} "
                   f"{r['peak_delta_mb'] if r['peak_delta_mb'] is not None else float('nan'):>10.1f} "
+                  f"{r['anon_growth_mb']:>6.1f} {r['file_growth_mb']:>6.1f} "
+                  f"{r['steady_peak_delta_mb'] if r['steady_peak_delta_mb'] is not None else float('nan'):>9.1f} "
                   f"{r['ru_maxrss_mb']:>10.1f}")
     refresh = _worker(["refresh"], args)
     if isinstance(refresh, dict) and "error" in refresh:

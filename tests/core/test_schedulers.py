@@ -5,6 +5,7 @@ import torch
 from torch.optim import lr_scheduler as L
 
 import optimlab
+from optimlab.core import ModelBatch
 
 
 def _model():
@@ -61,7 +62,10 @@ def test_every_scheduler_drives_every_optimizer(sched):
                 opt.zero_grad()
                 loss = model(x).pow(2).mean()
                 loss.backward(create_graph="hvp" in opt.recipe.needs)  # HVP-taking recipes (sophia_h...)
-                opt.step(lambda loss=loss: loss)  # closure-needing recipes (sps, aegd...) read the loss
+                closure = lambda loss=loss: loss  # noqa: E731  closure-needing recipes (sps, aegd...) read the loss
+                # Gauss–Newton recipes read the outputs: the loss is F.mse_loss against zeros
+                closure.batch = ModelBatch(lambda: model(x), torch.zeros(8, 2), "mse")
+                opt.step(closure)
                 s.step(loss.item()) if sched == "ReduceLROnPlateau" else s.step()
                 lrs.append(opt.param_groups[0]["lr"])
             assert all(isinstance(v, float) and v >= 0 for v in lrs), lrs

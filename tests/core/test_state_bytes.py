@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 import optimlab
+from optimlab.core import ModelBatch
 from optimlab.core.state_bytes import held_state_bytes, predicted_state_bytes, state_bytes_per_param
 from optimlab.lab.runner import optimizer_state_bytes
 
@@ -22,6 +23,9 @@ def stepped(name, params_or_groups, steps=2):
             if torch.is_grad_enabled():  # a gradient-free (zeroth-order) step may evaluate under no_grad
                 loss.backward(create_graph=hvp)
             return loss
+        # Gauss–Newton recipes read the outputs: Σ(p − 0.3)² is ½‖f − y‖² for f = √2·p, y = √2·0.3
+        closure.batch = ModelBatch(lambda: 2 ** 0.5 * torch.cat([p.reshape(-1) for p in ps]).unsqueeze(0),
+                                   torch.full((1, sum(p.numel() for p in ps)), 0.3 * 2 ** 0.5), "half_sse")
         opt.step(closure)
     return opt
 
@@ -62,3 +66,15 @@ def test_low_rank_state_is_a_quarter_of_adamw_on_a_tall_matrix():
     assert state_bytes_per_param("dct_adamw", (m, n)) == 4 * (2 * m * r + n) / (m * n)
     assert state_bytes_per_param("snsm", (m, n)) == 4 * (m * r + n * r + m) / (m * n)
     assert state_bytes_per_param("dct_adamw", (m, n)) <= 0.3 * adamw
+
+
+def test_reverse_std_puts_the_basis_on_the_large_side():
+    """GaLore's two sides: (2·max + min)·r numbers (std, the paper's) or (max + 2·min)·r (reverse_std); equal on a
+    square matrix, where rank n/4 holds 3/8 of AdamW's state whichever side is projected."""
+    m, n = 256, 64
+    r = n // 4
+    rev = state_bytes_per_param("galore_adamw", (m, n), proj_type="reverse_std")
+    assert rev == 4 * (m * r + 2 * n * r) / (m * n)
+    assert rev < state_bytes_per_param("galore_adamw", (m, n))
+    sq = [state_bytes_per_param("galore_adamw", (64, 64), proj_type=t) for t in ("std", "reverse_std")]
+    assert sq[0] == sq[1] == 8.0 * 3 / 8

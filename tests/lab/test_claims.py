@@ -20,7 +20,7 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "kaon-matches-muon", "muoneq-r-vs-muon", "turbo-muon-4-vs-5-ns", "dog-vs-tuned-sgd",
                "hessian-fitting-lie-linear", "psgd-vs-tuned-adamw", "asgo-vs-tuned-adamw",
                "mfac-exact-linear-cost", "scaledgd-log-kappa", "bias-correction-coupling",
-               "egn-exact-linear-rate", "gn-smoothness-linear-rate", "sfn-escapes-saddle",
+               "egn-exact-linear-rate", "gn-smoothness-linear-rate", "tngd-equals-ngd", "sfn-escapes-saddle",
                "dct-vs-svd-projection", "snsm-memory", "osd-between-adamw-and-galore",
                "bloop-constrained-solution", "upgrad-nonconflict", "constrained-rich-parametrization",
                "ift-hypergradient-cost", "f2sa-hypercleaning", "truncated-backprop-half", "stability-gap",
@@ -33,10 +33,14 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "adago-beats-muon-adamw", "auon-matches-muon", "root-beats-muon", "normuon-adamuon-beat-muon-adamw",
                "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
                "dion-advantage-grows-with-size",
+               # issue 15, tasks and diagnostics (helper wp5b)
+               "ntk-orthogonal-depth", "groups-grokking", "tubal-small-init", "curl-threshold",
+               "drift-modified-flow",
+               # helper nharpg (issue 12: N-HARPG, cross-fitting)
+               "harpg-transport-error", "cross-fit-adamw-digits", "bayesian-filtering-newton-momentum",
                # issue 15, helper wp5a
                "model-based-moreau-rate", "subgm-robust-recovery", "relu-convex-gold-standard"]
-PENDING: list[str] = ["tngd-equals-ngd", "polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
-                      "accelerated-inexact-second-order",
+PENDING: list[str] = ["polynomial-preconditioning-krylov", "accelerated-inexact-second-order",
                       "bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",
                       "moreau-blo-stationarity", "stableun-relearning", "uno-unlearning-speed", "rogo-vs-gpm",
                       "proxy-prox-point-calls", "polystep-nondiff", "zo-spider-goldstein"]

@@ -7,7 +7,10 @@ import optimlab
 from optimlab.lab.runner import run
 from optimlab.lab.tasks import get_task
 
-LOSS_READERS = [n for n in optimlab.available() if optimlab.describe(n).needs & {"loss", "reevaluate", "hvp"}]
+# (Gauss–Newton recipes also need the model's outputs, which the quadratic task does not expose: the runner
+# refuses them there; they train on digits_mlp in tests/optimizers/test_ggn.py)
+LOSS_READERS = [n for n in optimlab.available() if optimlab.describe(n).needs & {"loss", "reevaluate", "hvp"}
+                and "outputs" not in optimlab.describe(n).needs]
 
 
 def test_there_are_loss_reading_recipes():
@@ -16,7 +19,9 @@ def test_there_are_loss_reading_recipes():
 
 @pytest.mark.parametrize("name", LOSS_READERS)
 def test_runner_trains_closure_recipes(name):
-    res = run("quadratic", name, steps=30, seed=0)
+    # Gauss–Newton recipes need the model's outputs and targets, which the classification tasks expose
+    task = "digits_mlp" if "outputs" in optimlab.describe(name).needs else "quadratic"
+    res = run(task, name, steps=30, seed=0)
     assert res.ok, res.error
     losses = [v for _, v in res.metrics["loss"]]
     assert losses[-1] < losses[0]

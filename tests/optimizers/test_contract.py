@@ -8,15 +8,25 @@ from torch import nn
 
 import optimlab
 from models import mlp, regression_batches
+from optimlab.core import ModelBatch
 
 NAMES = optimlab.available()
 # recipes whose step() needs the closure (the loss value, re-evaluation, HVPs) are stepped with one
-NEEDS_CLOSURE = {n for n in NAMES if optimlab.describe(n).needs & {"loss", "reevaluate", "hvp", "value"}}
+NEEDS_CLOSURE = {n for n in NAMES if optimlab.describe(n).needs & {"loss", "reevaluate", "hvp", "value", "outputs"}}
 # recipes that take Hessian-vector products: their closures call backward(create_graph=True)
 NEEDS_HVP = {n for n in NAMES if "hvp" in optimlab.describe(n).needs}
 # zeroth-order recipes call the closure under no_grad (function values only): the closures below skip
 # backward() when the loss carries no graph, so that one closure serves both kinds
 VALUES_ONLY = {n for n in NAMES if "value" in optimlab.describe(n).needs}
+# Gauss–Newton recipes read the model's outputs: their closures carry closure.batch (core/model_batch.py)
+NEEDS_OUTPUTS = {n for n in NAMES if "outputs" in optimlab.describe(n).needs}
+
+
+def with_batch(closure, model, batch):
+    """Hang the batch's ModelBatch on the closure (the loss below is F.mse_loss: kind "mse")."""
+    dtype = next(model.parameters()).dtype
+    closure.batch = ModelBatch(lambda: model(batch[0].to(dtype)), batch[1].to(dtype), "mse")
+    return closure
 
 
 def backward(loss, create_graph=False):
@@ -52,7 +62,7 @@ def train(model, opt, steps, data):
             backward(loss, create_graph=opt.name in NEEDS_HVP)
             return loss
 
-        step(opt, closure)
+        step(opt, with_batch(closure, model, batch))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -131,7 +141,7 @@ def test_closure_grad_untouched_and_none_grads_skipped(name):
             grads_seen.update({id(p): p.grad.clone() for p in model.parameters() if p.grad is not None})
         return loss
 
-    loss = opt.step(closure_recording)
+    loss = opt.step(with_batch(closure_recording, model, (x, y)))
     assert isinstance(loss, torch.Tensor) and loss.ndim == 0
     assert torch.equal(frozen, before_frozen)
     assert frozen not in opt.state or not opt.state[frozen]
@@ -174,6 +184,7 @@ def test_nonfinite_gradient_policy(name):
         with torch.no_grad():
             model[0].bias[0] = float("nan")
     before = [p.detach().clone() for p in model.parameters()]
+    with_batch(closure, model, (x, y))
     with pytest.raises(FloatingPointError, match=r"0\.bias"):
         step(opt, closure)
     assert all(torch.equal(a, b) or torch.allclose(a, b, equal_nan=True, rtol=0, atol=0)

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 import optimlab
+from optimlab.core import ModelBatch
+from optimlab.core.model_batch import batch_loss
 
 NAMES = optimlab.available()
 # max entry of each tensor's gradient; "mixed" cycles huge / tiny / zero over the tensors
@@ -104,21 +106,41 @@ def hvp_closure(model, scale, step, dtype):
     return closure
 
 
+def outputs_closure(model, scale, step, dtype):
+    """For recipes that read the model's outputs (Net has no forward): outputs = a fixed random linear map of all
+    parameters (4 rows × 3), loss mean ½‖f‖²; the gradients are set by hand (set_grads), as for the others."""
+    params = list(model.parameters())
+    d = sum(p.numel() for p in params)
+    R = (torch.randn(d, 12, generator=torch.Generator().manual_seed(99), dtype=torch.float64) / d ** 0.5).to(dtype)
+    targets = torch.zeros(4, 3, dtype=dtype)
+
+    def outputs():
+        return (torch.cat([p.reshape(-1) for p in params]) @ R).reshape(4, 3)
+
+    def closure():
+        set_grads(model, scale, step, dtype)
+        with torch.no_grad():
+            return batch_loss("half_sse", outputs(), targets)
+    closure.batch = ModelBatch(outputs, targets, "half_sse")
+    return closure
+
+
 def run(name, scale, dtype, steps=2):
     torch.manual_seed(0)
     model = Net().to(dtype)
     opt = optimlab.create(model, name)
     loss = torch.tensor(1.0, dtype=dtype)  # recipes that read the loss (sps, aegd...) get f = 1 from a closure
     hvp = "hvp" in opt.recipe.needs
+    outputs = "outputs" in opt.recipe.needs
     try:
         for t in range(steps):
-            if hvp:
-                opt.step(hvp_closure(model, scale, t, dtype))
+            if hvp or outputs:
+                opt.step((hvp_closure if hvp else outputs_closure)(model, scale, t, dtype))
                 continue
             set_grads(model, scale, t, dtype)
             opt.step(lambda: loss)
-        if hvp:
-            opt.step(hvp_closure(model, 1.0, steps, dtype))
+        if hvp or outputs:
+            opt.step((hvp_closure if hvp else outputs_closure)(model, 1.0, steps, dtype))
         else:
             set_grads(model, 1.0, steps, dtype)  # and back to ordinary gradients
             opt.step(lambda: loss)

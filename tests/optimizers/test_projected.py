@@ -64,6 +64,23 @@ def test_matches_reference(name):
     assert run_parity(name, ref, hp, wrong) > 1e-6
 
 
+def test_galore_reverse_std_matches_reference():
+    """proj_type='reverse_std' (GaLore's reference projector's other side): a left basis on tall matrices, a
+    right one on wide ones; the inner state has the small side; the std reference is caught."""
+    hp = dict(lr=0.05, weight_decay=0.1, update_proj_gap=3, proj_scale=0.5, proj_type="reverse_std")
+    ref_hp = dict(lr=0.05, wd=0.1, T=3, alpha=0.5)
+    assert run_parity("galore_adamw", galore_step, hp, dict(ref_hp, reverse=True)) < 1e-10
+    assert run_parity("galore_adamw", galore_step, hp, ref_hp) > 1e-6
+    ps = params([(10, 6), (5, 9)])
+    opt = optimlab.create([{"params": ps, "role": "matrix"}], "galore_adamw", rank_fraction=0.5,
+                          proj_type="reverse_std")
+    for p in ps:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    assert [(tuple(opt.state[p]["galore.adam.exp_avg"].shape), tuple(opt.state[p]["galore.basis"].shape))
+            for p in opt.param_groups[0]["params"]] == [((3, 6), (10, 3)), ((5, 3), (9, 3))]
+
+
 def test_adamw_sn_matches_reference():
     def ref(w, g, st, t, r, **kw):
         snsm_step(w, g, st, t, r=None, T=1, **kw)
@@ -99,6 +116,17 @@ def test_galore_matches_pytorch_optimizer():
                        "projection_type": "std"}], lr=0.02, eps=1e-30)
     assert peer_run(ours, theirs, opt, peer) < 1e-5
     assert [tuple(opt.state[p]["galore.adam.exp_avg"].shape) for p in ours] == [(12, 4), (4, 11)]
+
+
+def test_galore_reverse_std_matches_pytorch_optimizer():
+    po = pytest.importorskip("pytorch_optimizer")
+    ours, theirs = peer_params([(12, 8), (8, 11)])
+    opt = optimlab.create(ours, "galore_adamw", lr=0.02, weight_decay=0.0, eps=1e-30, rank_fraction=0.5,
+                          update_proj_gap=1, proj_scale=0.25, proj_type="reverse_std")
+    peer = po.GaLore([{"params": theirs, "rank": 4, "update_proj_gap": 1, "scale": 0.25,
+                       "projection_type": "reverse_std"}], lr=0.02, eps=1e-30)
+    assert peer_run(ours, theirs, opt, peer) < 1e-5
+    assert [tuple(opt.state[p]["galore.adam.exp_avg"].shape) for p in ours] == [(4, 8), (8, 4)]
 
 
 def test_subset_norm_matches_pytorch_optimizer():
@@ -142,6 +170,11 @@ def round_trip(name, **hp):
 @pytest.mark.parametrize("name", ["galore_adamw", "dct_adamw", "osd_adamw", "snsm", "galore_lion"])
 def test_round_trip_across_refresh_is_bit_identical(name):
     round_trip(name)
+
+
+@pytest.mark.parametrize("name", ["galore_adamw", "dct_adamw"])
+def test_reverse_std_round_trip(name):
+    round_trip(name, proj_type="reverse_std")
 
 
 def test_warm_started_power_refresh_round_trip_and_tracks_svd():

@@ -19,6 +19,11 @@ step and hangs it on every bucket as ``bucket.ctx``:
   ``ctx.value()`` (the closure under ``torch.no_grad()``, counted) at the points it chooses and sets
   ``ctx.loss`` (the step's return value). The engine steps every parameter that requires grad, whether or
   not it has a ``.grad``, and never reads a gradient;
+* ``"outputs"``: the model's outputs on the closure's batch, their targets and the loss kind, for
+  Gauss–Newton / Fisher curvature: the closure carries ``closure.batch``, a
+  :class:`optimlab.core.model_batch.ModelBatch`; ``ctx.model()`` is the step's
+  :class:`~optimlab.core.model_batch.OutputCurvature` (one forward pass, checked against the closure's loss;
+  ``jvp``, ``vjp``, ``ggn`` products, the Jacobian, the loss at ``x + δ``);
 * ``"hvp"``: Hessian-vector products (double backward through the gradients of a closure that called
   ``loss.backward(create_graph=True)``; Pearlmutter, Neural Computation 1994), ``ctx.hvp(vectors)``, or
   as a flat :class:`optimlab.diagnostics.operators.CurvatureOperator` via ``ctx.hessian_operator()``.
@@ -26,7 +31,7 @@ step and hangs it on every bucket as ``bucket.ctx``:
 A transform may also define ``finish(bucket)``: a post-pass the engine runs on every bucket after every chain
 has stepped (the ghosts-of-softmax controller applies a step it scaled by a global factor there).
 
-``loss``, ``reevaluate``, ``value``, ``hvp`` and ``jvp`` need a closure: ``step()`` without one is a ``TypeError`` naming the
+``loss``, ``reevaluate``, ``value``, ``hvp``, ``jvp`` and ``outputs`` need a closure: ``step()`` without one is a ``TypeError`` naming the
 optimizer. The closure follows torch's convention (zero the grads, compute the loss, backward, return
 the loss) and must not modify the parameters: a closure that does is a ``ValueError`` (detected by the
 parameters' version counters, so free). Every closure call is counted: ``ctx.evals`` this step,
@@ -48,8 +53,8 @@ from torch import Tensor
 __all__ = ["NEEDS", "CLOSURE_NEEDS", "StepContext", "SkipStep", "check_needs", "norms", "dists", "sq_norm",
            "sq_dist", "dot"]
 
-NEEDS = ("loss", "reevaluate", "global", "hvp", "jvp", "value")
-CLOSURE_NEEDS = frozenset({"loss", "reevaluate", "hvp", "jvp", "value"})
+NEEDS = ("loss", "reevaluate", "global", "hvp", "jvp", "value", "outputs")
+CLOSURE_NEEDS = frozenset({"loss", "reevaluate", "hvp", "jvp", "value", "outputs"})
 
 
 class SkipStep(Exception):
@@ -155,6 +160,13 @@ class StepContext:
             raise TypeError(f"{ctx.name}: needs Jacobian-vector products of the model's outputs; give the closure "
                             f"an attribute 'outputs', a callable returning them on the closure's batch "
                             f"(closure.outputs = lambda: model(x))")
+        if "outputs" in ctx.needs:
+            from .model_batch import ModelBatch
+
+            if not isinstance(getattr(closure, "batch", None), ModelBatch):
+                raise TypeError(f"{ctx.name}: needs the model's outputs; give the closure an attribute 'batch', "
+                                f"closure.batch = optimlab.core.ModelBatch(lambda: model(x), y, 'cross_entropy') "
+                                f"(or build it with optimlab.core.model_closure(opt, model, x, y))")
         if "hvp" in ctx.needs and not any(p.grad is not None and p.grad.requires_grad for p in ctx.params):
             raise TypeError(f"{ctx.name}: needs Hessian-vector products, but the gradients carry no graph; "
                             f"call loss.backward(create_graph=True) in the closure")
@@ -292,6 +304,20 @@ class StepContext:
         if any(p._version != v for p, v in zip(self.params, versions)):
             raise ValueError(f"{self.name}: closure.outputs modified a parameter in place")
         return out
+
+    def model(self) -> Any:
+        """The step's :class:`~optimlab.core.model_batch.OutputCurvature` (need ``"outputs"``): built on first
+        use (one forward pass through ``closure.batch.outputs``, counted), its loss checked against the
+        closure's; shared by every bucket of the step."""
+        if "outputs" not in self.needs:
+            raise RuntimeError(f"{self.name}: model() used by a recipe that does not declare needs={{'outputs'}}")
+        if "model" not in self._memo:
+            from .model_batch import OutputCurvature
+
+            curv = OutputCurvature(self.name, self.closure.batch, self.params, self._count)
+            curv.check_loss(self.loss_value)
+            self._memo["model"] = curv
+        return self._memo["model"]
 
     def hessian_operator(self) -> Any:
         """The Hessian at this step as a flat ``CurvatureOperator`` (for diagnostics' Lanczos etc.)."""

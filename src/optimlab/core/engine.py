@@ -14,13 +14,17 @@ Non-finite gradients (``nonfinite=``):
 * ``"ignore"``: no check (torch.optim's behaviour): NaN/Inf flow into state and parameters.
 
 How the check runs (see ``finite.py``): one multi-tensor norm pass over all gradients gives a per-device
-flag, with no host synchronisation. Chains served by a fused kernel take that flag as ``found_inf`` (the
-kernel skips itself when it is set) and are launched first; the host reads the flag once, after them and
-before any chain that cannot skip itself. On a raised flag the step counts and any state created in this
-step are undone, so "nothing updated" holds for both kinds of chain. The cost of the check is one read of
-the gradients (BENCHMARKS.md). Under ``torch.compile`` the fused kernels are not used (torch's fused AdamW
-does not survive functionalization; inductor fuses the transforms' foreach ops itself), so the compiled
-step works at the defaults; the host read of the flag is still one graph break there.
+flag, with no host synchronisation. Chains served by a fused kernel take that flag as
+``found_inf`` (the kernel skips itself when it is set) and are launched first; the host reads the flag
+once, after them and before any chain that cannot skip itself. On a raised flag the step counts and any
+state created in this step are undone, so "nothing updated" holds for both kinds of chain. On an
+accelerator, when every chain of the step was fused, the read is deferred to the next ``step()`` (or
+``state_dict()``, or :meth:`~ChainOptimizer.settle`): that step's kernels already skipped themselves, so
+the parameters are as safe, and the error (or the skip count) arrives one call late, naming the parameter.
+The cost of the check is one read of the gradients (BENCHMARKS.md). Under ``torch.compile`` the fused
+kernels are not used (torch's fused AdamW does not survive functionalization; inductor fuses the
+transforms' foreach ops itself), so the compiled step works at the defaults; the host read of the flag is
+still one graph break there.
 
 ``fused=True`` (default) lets a fused kernel serve a whole chain where one exists (torch's fused Adam/AdamW
 kernel for the adam chains); ``fused=False`` runs every transform one by one (the same formula).
@@ -91,6 +95,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         self.nonfinite = nonfinite
         self.fused = fused
         self.skipped_steps = 0
+        self._pending: Any = None  # a step whose non-finite check is deferred (see settle())
         self.closure_evals = 0  # closure calls made by step() (core/context.py), in total
         self.training = True
         groups = groups_from_params(check_params(params, recipe.name))
@@ -229,21 +234,35 @@ class ChainOptimizer(torch.optim.Optimizer):
         for p in created:
             del self.state[p]
 
-    def _refuse(self, work: list[tuple[dict, list[Tensor]]]) -> bool:
-        """After a raised flag: True (and raise, or count a skip) when a gradient really is non-finite."""
-        flat = [(g, p) for g, ps in work for p in ps]
-        i = finite.first_nonfinite([p.grad for _, p in flat])
-        if i is None:
-            return False  # a sum of squares overflowed on huge finite gradients: a false alarm
+    def settle(self) -> None:
+        """Read the last step's deferred non-finite flag now (on an accelerator, when every chain was fused,
+        ``step()`` leaves it to the next call): raise (``"error"``) or count a skip, after undoing that step's
+        step counts and new state (its kernels skipped themselves). ``step()`` and ``state_dict()`` call it;
+        call it after the last step of a run."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        check, buckets, created, work = pending
+        i = check.bad()
+        if i is not None:
+            self._undo(buckets, created)
+            self._refuse(work, i, late=True)
+
+    def _refuse(self, work: list[tuple[dict, list[Tensor]]], i: int | None = None, late: bool = False) -> None:
+        """After a raised flag: raise naming the first non-finite gradient, or count a skip."""
         if self.nonfinite == "skip":
             self.skipped_steps += 1
-            return True
+            return
+        flat = [(g, p) for g, ps in work for p in ps]
+        if i is None:
+            i = finite.first_nonfinite([p.grad for _, p in flat])
         g, p = flat[i]
         j = next(k for k, q in enumerate(g["params"]) if q is p)  # identity: == on tensors compares values
         names = g.get("param_names")
         label = repr(names[j]) if names else f"#{j} of the {g['role']!r} group"
         raise FloatingPointError(
-            f"{self.name}: gradient of parameter {label} (shape {tuple(p.shape)}) has NaN or Inf; "
+            f"{self.name}: gradient of parameter {label} (shape {tuple(p.shape)}) "
+            f"{'had NaN or Inf at the previous step(), whose check was deferred' if late else 'has NaN or Inf'}; "
             f"nothing was updated (nonfinite='error'; 'skip' skips such steps, 'ignore' checks nothing)")
 
     def _prepared(self, work: list[tuple[dict, list[Tensor]]], ctx: StepContext
@@ -259,6 +278,7 @@ class ChainOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         # step context (core/context.py): refuses a missing closure the recipe needs, calls the closure
+        self.settle()  # the previous step's deferred check, if any
         ctx = StepContext.begin(self, closure)
         loss = ctx.loss
         if ctx.skip:
@@ -272,13 +292,15 @@ class ChainOptimizer(torch.optim.Optimizer):
         compiling = torch.compiler.is_compiling()
         fused = self.fused and not compiling  # torch's fused kernels do not survive functionalization
         values_only = "value" in self.recipe.needs  # zeroth order: no gradients to check
-        found = None if self.nonfinite == "ignore" or values_only else finite.flags(
+        check = None if self.nonfinite == "ignore" or values_only else finite.Check(
             [p.grad for _, ps in work for p in ps])
-        if found is not None and "reevaluate" in ctx.needs and finite.raised(found):
+        found = None if check is None else check.found
+        if check is not None and "reevaluate" in ctx.needs and check.flagged():
             # the pre-pass would re-evaluate from a non-finite gradient: refuse it first, naming the parameter
-            if self._refuse(work):
+            if (i := check.bad()) is not None:
+                self._refuse(work, i)
                 return loss
-            found = None  # a false alarm (a sum of squares overflowed on huge finite gradients)
+            check = found = None  # a false alarm (a CPU sum of squares overflowed on huge finite gradients)
         try:
             buckets, created = self._prepared(work, ctx)
         except SkipStep:  # a non-finite re-evaluation under nonfinite='skip' (the pre-pass took the step back)
@@ -300,11 +322,16 @@ class ChainOptimizer(torch.optim.Optimizer):
                     continue
                 b.found_inf = None
             later.append((chain, b))
-        if found is not None and finite.raised(found):  # the one host synchronisation of a checked step
+        if check is not None and not later and check.can_defer():  # every chain skipped itself on the flag:
+            check.defer()  # read it at the next step() / state_dict() / settle(), no host sync now
+            self._pending = (check, buckets, created, work)
+            return loss
+        if check is not None and check.flagged():  # the one host synchronisation of a checked step
             self._undo(buckets, created)
-            if self._refuse(work):
+            if (i := check.bad()) is not None:
+                self._refuse(work, i)
                 return loss
-            try:
+            try:  # a false alarm (a CPU sum of squares overflowed on huge finite gradients): every chain, unflagged
                 buckets, created = self._prepared(work, ctx)
             except SkipStep:
                 self.skipped_steps += 1
@@ -320,6 +347,7 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        self.settle()
         sd = super().state_dict()
         sd["optimlab"] = {
             "optimizer": self.name,
@@ -342,6 +370,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         clean, training = checkpoint.validated(self, state_dict)
         super().load_state_dict(clean)
         self.training = training
+        self._pending = None  # the loaded state replaces the step whose check was still deferred
 
 def _fresh_state(chain: Any, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
     """A parameter's initial state: the chain's tensors plus the scalar state its transforms declare."""

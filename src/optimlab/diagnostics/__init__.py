@@ -22,11 +22,13 @@ from .conditioning import (OperatorConditioning, WeightConditionTracker, layer_c
                            model_condition_number, operator_condition_number)
 from .data import DataInfo, ModePolicy, SupervisedLoss, supervised_loss
 from .eos import EoSMonitor, EoSRecord, gradient_overlap
+from .flows import flat_loss, gd_step, gradient_flow, modified_flow, rk4
 from .geometry import (DescentPotential, UpdateCapture, UpdateGeometry, alignment, capture_update,
                        condition_number, descent_potential, orthogonality_error, row_norm_imbalance,
                        stable_rank, update_geometry)
 from .lojasiewicz import LojasiewiczFit, LojasiewiczTracker, lojasiewicz_fit
 from .lanczos import EigenResult, lanczos, power_iteration
+from .ntk import empirical_ntk, relative_variance
 from .operators import (CurvatureOperator, DenseOperator, GGNOperator, HessianOperator, PreconditionedOperator,
                         make_operator)
 from .sharpness import (PreconditionedSharpness, StabilityThreshold, find_second_moment,
@@ -48,6 +50,7 @@ __all__ = [
     "power_iteration", "preconditioned_sharpness", "row_norm_imbalance", "sgd_trace_bound",
     "sharpness_dimension", "slq", "spectral_density", "stability_threshold", "stable_rank",
     "supervised_loss", "top_eigenvalues", "update_geometry", "zo_second_moment_matrix", "zo_stability",
+    "empirical_ntk", "relative_variance", "flat_loss", "gd_step", "gradient_flow", "modified_flow", "rk4",
 ]
 __all__ += ["LojasiewiczFit", "LojasiewiczTracker", "OperatorConditioning", "WeightConditionTracker",
             "layer_condition_numbers", "lojasiewicz_fit", "model_condition_number", "operator_condition_number"]

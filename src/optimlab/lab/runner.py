@@ -45,6 +45,7 @@ from torch import nn
 import optimlab
 from optimlab.core.state_bytes import held_state_bytes
 
+from . import batching, branch
 from . import checkpoint as checkpoint_codec
 from . import schedules
 from . import steplog
@@ -52,7 +53,11 @@ from .store import RunStore, canonical_json, drop_checkpoint, environment
 from .tasks import get_task
 from .tasks.base import derive_seed, preserve_global_rng
 
-__all__ = ["RunResult", "run", "summarize", "optimizer_state_bytes"]
+__all__ = ["RunResult", "run", "summarize", "optimizer_state_bytes", "RUN_KEYS"]
+
+#: hyperparameters of the run rather than of the optimizer: the lr schedule (``lab.schedules``), the run a
+#: branch starts from (``lab.branch``), the adaptive batch size (``lab.batching``)
+RUN_KEYS = ("schedule", "branch_from", "batch_control")
 
 
 @dataclass
@@ -150,7 +155,7 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         checkpoint_every: int | None = None, threads: int = 1, progress: bool = False,
         resume: bool = True, nonfinite: str = "error", sharpness_every: int | None = None,
         restart: bool = False, on_step: Callable[[int, float], None] | None = None,
-        keep_checkpoint: bool = False) -> RunResult:
+        keep_checkpoint: bool = False, branch_from: int | None = None) -> RunResult:
     """Train ``optimizer`` on ``task`` for ``steps`` steps from ``seed`` and record the run.
 
     task, task_options: a task name and its options (:func:`optimlab.lab.tasks.get_task`).
@@ -184,6 +189,11 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         and for Adam-type optimizers ``precond_sharpness`` = λ_max(P⁻¹H); the cost is outside
         ``step_ms`` and the global RNG is preserved, so training is unchanged.
     on_step: called as ``on_step(step, loss)`` after every step (after that step's checkpoint).
+    branch_from: a run id in ``store`` whose kept checkpoint (``keep_checkpoint=True``) this run starts from,
+        continuing on its own schedule (:mod:`optimlab.lab.branch`: WSD's decay branches); recorded in the
+        run's hparams as ``branch_from``. Everything but the schedule must equal the parent's.
+    hparams may also hold ``"batch_control": "norm_test(eta=0.5, start=2, max_mult=64)"``: each step averages
+        the gradients of m task batches, m grown by the norm test (:mod:`optimlab.lab.batching`, AdAdaGrad).
 
     Unknown task or optimizer: ValueError naming it; bad hyperparameters: TypeError / ValueError
     from :func:`optimlab.create` -- all before anything is written to the store. A stored checkpoint
@@ -201,7 +211,7 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         raise ValueError(f"run: unknown optimizer {optimizer!r}")
     if hparams is None or (not hparams and optimizer == "adamw"):
         hparams = dict(spec.adamw) if optimizer == "adamw" else {}
-    hparams = dict(hparams)
+    hparams = dict(hparams) | ({"branch_from": branch_from} if branch_from is not None else {})
     steps = spec.default_steps if steps is None else steps
     for label, value in (("steps", steps), ("eval_every", eval_every),
                          ("checkpoint_every", checkpoint_every), ("sharpness_every", sharpness_every)):
@@ -221,9 +231,17 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         # Build and create first: a bad hyperparameter raises before a run row exists.
         instance = task_obj.build(seed)
         opt = optimlab.create(instance.model, optimizer, nonfinite=nonfinite, **instance.role_hints,
-                              **{k: v for k, v in hparams.items() if k != "schedule"})
+                              **{k: v for k, v in hparams.items() if k not in RUN_KEYS})
+        if "outputs" in opt.recipe.needs and instance.model_batch(instance.model, instance.batch(0)) is None:
+            raise ValueError(f"{optimizer} needs the model's outputs and targets (Gauss–Newton curvature), and task "
+                             f"{task!r} does not expose them (TaskInstance.model_batch); the classification "
+                             f"tasks (digits_mlp, ...) do")
+        control = None if hparams.get("batch_control") is None else batching.from_spec(
+            hparams["batch_control"], instance, getattr(getattr(opt, "recipe", None), "needs", frozenset()))
         if hparams.get("schedule") is not None:  # "wsd(decay=0.1)" etc.: optimlab.lab.schedules
             on_step = schedules.attach(opt, hparams["schedule"], steps, on_step)
+        if hparams.get("branch_from") is not None:
+            branch.check_parent(db, hparams["branch_from"], task, options, optimizer, hparams, seed, steps)
         previous = db.find_matching(task, options, optimizer, hparams, seed, steps) if resume else None
         if previous is not None and previous["status"] in ("finished", "failed"):
             return _result_from_store(db, previous, cached=True)
@@ -232,56 +250,18 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         with preserve_global_rng():
             return _train(db, task, options, optimizer, hparams, seed, steps, instance, opt,
                           previous, eval_every, checkpoint_every, threads, progress, on_step, sharpness_every,
-                          keep_checkpoint)
+                          keep_checkpoint, control)
     finally:
         torch.set_num_threads(old_threads)
         if owned:
             db.close()
 
 
-def _closure(instance: Any, model: nn.Module, opt: Any, batch: Any, create_graph: bool) -> Callable[[], Any]:
-    """The closure ``opt.step`` calls for recipes that evaluate the loss again: zero grads, loss, backward."""
-
-    def closure() -> Any:
-        with torch.enable_grad():
-            opt.zero_grad(set_to_none=True)
-            loss = instance.loss(model, batch)
-            loss.backward(create_graph=create_graph)
-        return loss
-
-    return closure
-
-
-def _evaluate(step: int, instance: Any, opt: Any) -> list[tuple[int, str, float]]:
-    """The task's eval metrics at the optimizer's evaluation point: schedule-free recipes evaluate their
-    average ``x`` (``opt.eval()``), then return to the training point ``y``; others have no modes."""
-    t0 = time.perf_counter()
-    opt.eval()
-    try:
-        out = [(step, k, v) for k, v in instance.evaluate(instance.model).items()]
-    finally:
-        opt.train()
-    return out + [(step, "eval_ms", (time.perf_counter() - t0) * 1e3)]
-
-
-def _sharpness(step: int, instance: Any, opt: Any) -> list[tuple[int, str, float]]:
-    """λ_max(H) (and λ_max(P⁻¹H) for Adam-type optimizers with state) on the first training batch."""
-    from ..diagnostics import preconditioned_sharpness, top_eigenvalues
-
-    batch = instance.batch(0)
-    with preserve_global_rng():
-        out = [(step, "sharpness", float(top_eigenvalues(instance.model, instance.loss, batch).value))]
-        if any("exp_avg_sq" in k for st in opt.state.values() for k in st):
-            res = preconditioned_sharpness(opt, instance.model, instance.loss, batch)
-            out.append((step, "precond_sharpness", float(res.value)))
-    return out
-
-
 def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict, seed: int,
            steps: int, instance: Any, opt: Any, previous: Mapping[str, Any] | None,
            eval_every: int, checkpoint_every: int, threads: int, progress: bool,
            on_step: Callable[[int, float], None] | None, sharpness_every: int | None = None,
-           keep_checkpoint: bool = False) -> RunResult:
+           keep_checkpoint: bool = False, control: Any = None) -> RunResult:
     model = instance.model
     start, resumed_from = 0, None
     checkpoint = db.load_checkpoint(previous["id"]) if previous is not None else None
@@ -305,12 +285,18 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
         torch.manual_seed(derive_seed(seed, "train", "torch"))
         np.random.seed(derive_seed(seed, "train", "numpy") % 2**32)
         random.seed(derive_seed(seed, "train", "random"))
+        if hparams.get("branch_from") is not None:  # model, optimizer, RNGs and metrics from the parent
+            start = branch.start_from(db, hparams["branch_from"], run_id, model, opt)
+            if hasattr(on_step, "at"):  # the schedule's lr for the next step is this run's, not the parent's
+                on_step.at(start)
 
+    if control is not None and start:  # the norm test's batch stream, read back from the stored metrics
+        control.restore(db.metrics(run_id), start)
     pending: list[tuple[int, str, float]] = []
     if start == 0 and eval_every < steps:
-        pending += _evaluate(0, instance, opt)
+        pending += steplog.evaluate(0, instance, opt)
         if sharpness_every:
-            pending += _sharpness(0, instance, opt)
+            pending += steplog.sharpness(0, instance, opt)
 
     bar = None
     if progress:
@@ -323,14 +309,17 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
     # evaluation); recipes that re-evaluate (or need HVPs) get a real closure, each call of which is one
     # more loss-and-gradient evaluation, logged cumulatively as ``evals`` (the report's --x evals).
     needs = getattr(getattr(opt, "recipe", None), "needs", frozenset())
-    reevaluates = bool(needs & {"reevaluate", "hvp", "value"})  # each logs cumulative evals
+    reevaluates = bool(needs & {"reevaluate", "hvp", "value", "outputs"})  # each logs cumulative evals
     values_only = "value" in needs
     try:
         model.train()
         for step in range(start + 1, steps + 1):
             t0 = time.perf_counter()
-            batch = instance.batch(step - 1)
-            if values_only:  # zeroth order: no graph, no backward; the step evaluates the loss itself
+            batch = instance.batch(step - 1) if control is None else None
+            if control is not None:  # m batches, gradients averaged; the norm test picks the next m
+                loss, sizes = control.step(instance, model)
+                pending += [(step, k, v) for k, v in sizes]
+            elif values_only:  # zeroth order: no graph, no backward; the step evaluates the loss itself
                 with torch.no_grad():
                     loss = instance.loss(model, batch)
             else:
@@ -338,7 +327,7 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"non-finite training loss {loss_value} at step {step}")
-            if not values_only:
+            if not values_only and control is None:
                 loss.backward()
             ta = time.perf_counter()
             # step telemetry, left out of step_ms: the lr the step will use, the gradient norm before
@@ -350,7 +339,10 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
             if values_only:  # a forward-only closure, called 2q times (under no_grad) by the step
                 opt.step(lambda batch=batch: instance.loss(model, batch))
             elif reevaluates:
-                opt.step(_closure(instance, model, opt, batch, create_graph="hvp" in needs))
+                closure = steplog.closure(instance, model, opt, batch, create_graph="hvp" in needs)
+                if "outputs" in needs:  # Gauss–Newton recipes: the model's outputs and targets (core/model_batch.py)
+                    closure.batch = instance.model_batch(model, batch)  # type: ignore[attr-defined]
+                opt.step(closure)
             elif "loss" in needs:
                 opt.step(lambda loss=loss: loss)
             else:
@@ -368,9 +360,9 @@ def _train(db: RunStore, task: str, options: dict, optimizer: str, hparams: dict
             pending += [(step, "loss", loss_value), (step, "step_ms", (t3 - t0 - (t1 - ta) - (tb - t2)) * 1e3),
                         (step, "opt_ms", (t2 - t1) * 1e3)]
             if step % eval_every == 0 or step == steps:
-                pending += _evaluate(step, instance, opt)
+                pending += steplog.evaluate(step, instance, opt)
             if sharpness_every and (step % sharpness_every == 0 or step == steps):
-                pending += _sharpness(step, instance, opt)
+                pending += steplog.sharpness(step, instance, opt)
             if step == steps:
                 pending += [(step, "state_bytes", optimizer_state_bytes(opt)),
                             (step, "n_params", sum(p.numel() for p in model.parameters()))]

@@ -115,44 +115,60 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {"constant": constant, "wsd": ws
 _NEEDS_TOTAL = ("wsd", "cosine")
 
 
-def from_spec(spec: str, total: int) -> Schedule:
-    """``"wsd(decay=0.1, warmup=0.02)"`` → the schedule; ``total`` (the run's steps) fills in where needed."""
+def parse_spec(spec: Any, what: str, example: str) -> tuple[str, dict[str, Any]]:
+    """``"name(key=literal, ...)"`` → (name, {key: value}); TypeError/ValueError naming ``what`` otherwise."""
     if not isinstance(spec, str):
-        raise TypeError(f"schedule must be a string such as 'wsd(decay=0.1)', got {spec!r}")
+        raise TypeError(f"{what} must be a string such as {example!r}, got {spec!r}")
     name, _, rest = spec.strip().partition("(")
-    name = name.strip()
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; choose from {sorted(SCHEDULES)}")
     kwargs: dict[str, Any] = {}
     if rest:
         if not rest.endswith(")"):
-            raise ValueError(f"schedule {spec!r}: missing ')'")
-        call = ast.parse(f"f({rest}", mode="eval").body
-        if call.args:  # type: ignore[attr-defined]
-            raise ValueError(f"schedule {spec!r}: pass options by keyword")
-        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}  # type: ignore[attr-defined]
+            raise ValueError(f"{what} {spec!r}: missing ')'")
+        try:
+            call = ast.parse(f"f({rest}", mode="eval").body
+            if call.args:  # type: ignore[attr-defined]
+                raise ValueError(f"{what} {spec!r}: pass options by keyword")
+            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}  # type: ignore[attr-defined]
+        except (SyntaxError, ValueError) as e:
+            raise ValueError(f"{what} {spec!r}: options must be keyword literals ({e})") from e
+    return name.strip(), kwargs
+
+
+def from_spec(spec: str, total: int) -> Schedule:
+    """``"wsd(decay=0.1, warmup=0.02)"`` → the schedule; ``total`` (the run's steps) fills in where needed."""
+    name, kwargs = parse_spec(spec, "schedule", "wsd(decay=0.1)")
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; choose from {sorted(SCHEDULES)}")
     if name in _NEEDS_TOTAL:
         kwargs.setdefault("total", total)
     return SCHEDULES[name](**kwargs)
 
 
+class Scheduled:
+    """The runner's per-step callback for a schedule: ``at(step)`` sets every group's lr to base · f(step)
+    (the lr of step ``step + 1``); calling it after a step does that and chains the user's ``on_step``."""
+
+    def __init__(self, opt: torch.optim.Optimizer, f: Schedule, on_step: Callable[[int, float], None] | None):
+        self.opt, self.f, self.on_step = opt, f, on_step
+        self.base = [g["lr"] for g in opt.param_groups]
+        self.at(0)
+
+    def at(self, step: int) -> None:
+        for g, lr in zip(self.opt.param_groups, self.base):
+            g["lr"] = lr * self.f(step)
+
+    def __call__(self, step: int, loss: float) -> None:
+        self.at(step)
+        if self.on_step is not None:
+            self.on_step(step, loss)
+
+
 def attach(opt: torch.optim.Optimizer, spec: str, total: int,
-           on_step: Callable[[int, float], None] | None = None) -> Callable[[int, float], None]:
+           on_step: Callable[[int, float], None] | None = None) -> Scheduled:
     """Set every group's lr to base · f(0) now and to base · f(step) after each step (a stateless LambdaLR: the
     multiplier depends on the step alone, so resuming from a checkpoint keeps the schedule). Returns the
     ``on_step`` callback the runner calls after each step (chaining ``on_step``)."""
-    f = from_spec(spec, total)
-    base = [g["lr"] for g in opt.param_groups]
-    for g, lr in zip(opt.param_groups, base):
-        g["lr"] = lr * f(0)
-
-    def after(step: int, loss: float) -> None:
-        for g, lr in zip(opt.param_groups, base):
-            g["lr"] = lr * f(step)
-        if on_step is not None:
-            on_step(step, loss)
-
-    return after
+    return Scheduled(opt, from_spec(spec, total), on_step)
 
 
 def sqrt_scaling(hparams: Mapping[str, Any], kappa: float) -> dict[str, Any]:

@@ -20,9 +20,13 @@ evaluated only when the period is shorter than the run.
 from __future__ import annotations
 
 import math
-from typing import Any
+import time
+from typing import Any, Callable
 
 import torch
+from torch import nn
+
+from .tasks.base import preserve_global_rng
 
 __all__ = ["EVAL_OVERHEAD", "TELEMETRY_POINTS", "log_every", "default_eval_every", "eval_steps", "main_group", "grad_norm",
            "snapshot", "update_norm"]
@@ -94,3 +98,42 @@ def update_norm(opt: torch.optim.Optimizer, before: list[torch.Tensor]) -> float
     """Global L2 norm of ``params - before``."""
     with torch.no_grad():
         return _global_norm(torch._foreach_sub([p.detach() for p in _params(opt)], before))
+
+
+# -- the runner's per-step helpers: the closure it passes, evaluation, sharpness ---------------------
+def closure(instance: Any, model: nn.Module, opt: Any, batch: Any, create_graph: bool) -> Callable[[], Any]:
+    """The closure ``opt.step`` calls for recipes that evaluate the loss again: zero grads, loss, backward."""
+
+    def closure() -> Any:
+        with torch.enable_grad():
+            opt.zero_grad(set_to_none=True)
+            loss = instance.loss(model, batch)
+            loss.backward(create_graph=create_graph)
+        return loss
+
+    return closure
+
+
+def evaluate(step: int, instance: Any, opt: Any) -> list[tuple[int, str, float]]:
+    """The task's eval metrics at the optimizer's evaluation point: schedule-free recipes evaluate their
+    average ``x`` (``opt.eval()``), then return to the training point ``y``; others have no modes."""
+    t0 = time.perf_counter()
+    opt.eval()
+    try:
+        out = [(step, k, v) for k, v in instance.evaluate(instance.model).items()]
+    finally:
+        opt.train()
+    return out + [(step, "eval_ms", (time.perf_counter() - t0) * 1e3)]
+
+
+def sharpness(step: int, instance: Any, opt: Any) -> list[tuple[int, str, float]]:
+    """λ_max(H) (and λ_max(P⁻¹H) for Adam-type optimizers with state) on the first training batch."""
+    from ..diagnostics import preconditioned_sharpness, top_eigenvalues
+
+    batch = instance.batch(0)
+    with preserve_global_rng():
+        out = [(step, "sharpness", float(top_eigenvalues(instance.model, instance.loss, batch).value))]
+        if any("exp_avg_sq" in k for st in opt.state.values() for k in st):
+            res = preconditioned_sharpness(opt, instance.model, instance.loss, batch)
+            out.append((step, "precond_sharpness", float(res.value)))
+    return out

@@ -38,8 +38,10 @@ def galore_adamw() -> Recipe:
     refreshes as GaLore does); ``p ← (1 − lr λ) p − lr·α·Adam(R) Qᵀ``.
     Defaults: lr 1e-3 (every role; parameter units per step), betas (0.9, 0.999), eps 1e-8,
     weight_decay 0.01, rank_fraction 0.25 (r = n/4, the paper's 128 of 512), update_proj_gap T = 200,
-    proj_scale α = 0.25, proj_iters 0 (GaLore's SVD). Other roles: AdamW.
-    State (matrix role): Adam on max(m, n) × r plus the basis min(m, n) × r.
+    proj_scale α = 0.25, proj_iters 0 (GaLore's SVD), proj_type "std" (the paper's side; "reverse_std", the
+    reference projector's other option, puts the basis on the large side). Other roles: AdamW.
+    State (matrix role): Adam on max(m, n) × r plus the basis min(m, n) × r (reverse_std: Adam on
+    min(m, n) × r plus the basis max(m, n) × r).
     Paper: Zhao et al., GaLore (arXiv:2403.03507).
     """
     return _projected("galore_adamw", SVDProjector(), [AdamMoments()],

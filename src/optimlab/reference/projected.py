@@ -3,7 +3,8 @@
 Conventions shared by the four (those of the GaLore reference code, ``proj_type='std'``): for W (m × n)
 with m >= n the projector is a right one, ``R = G Pᵀ`` with P (r × n); for m < n a left one, ``R = Pᵀ G`` with
 P (m × r). The step counter t starts at 1 and the basis is refreshed when ``(t − 1) % T == 0`` (GaLore's
-``iter % T == 0`` with iter counted from 0).
+``iter % T == 0`` with iter counted from 0). ``galore_step(reverse=True)`` is the reference code's
+``proj_type='reverse_std'``: the other side (a left projector P (m × r) when m >= n, a right one when m < n).
 """
 
 from __future__ import annotations
@@ -23,33 +24,37 @@ def _adam(state: dict, R: Tensor, t: int, betas: tuple[float, float], eps: float
     return (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps)
 
 
-def _project(G: Tensor, P: Tensor) -> Tensor:
-    return G @ P.T if G.shape[0] >= G.shape[1] else P.T @ G
+def _right(G: Tensor, reverse: bool = False) -> bool:
+    return (G.shape[0] >= G.shape[1]) != reverse
 
 
-def _back(U: Tensor, P: Tensor, G: Tensor) -> Tensor:
-    return U @ P if G.shape[0] >= G.shape[1] else P @ U
+def _project(G: Tensor, P: Tensor, reverse: bool = False) -> Tensor:
+    return G @ P.T if _right(G, reverse) else P.T @ G
 
 
-def _svd_projector(G: Tensor, r: int) -> Tensor:
+def _back(U: Tensor, P: Tensor, G: Tensor, reverse: bool = False) -> Tensor:
+    return U @ P if _right(G, reverse) else P @ U
+
+
+def _svd_projector(G: Tensor, r: int, reverse: bool = False) -> Tensor:
     U, _, Vh = torch.linalg.svd(G, full_matrices=False)
-    return Vh[:r, :] if G.shape[0] >= G.shape[1] else U[:, :r]
+    return Vh[:r, :] if _right(G, reverse) else U[:, :r]
 
 
 def _step(W: Tensor, G: Tensor, state: dict, t: int, P: Tensor, lr: float, alpha: float, wd: float,
-          betas: tuple[float, float], eps: float) -> None:
+          betas: tuple[float, float], eps: float, reverse: bool = False) -> None:
     """Adam on the projection, back, AdamW's decoupled decay applied first (as torch.optim.AdamW)."""
-    N = _adam(state, _project(G, P), t, betas, eps)
-    W.mul_(1 - lr * wd).sub_(lr * alpha * _back(N, P, G))
+    N = _adam(state, _project(G, P, reverse), t, betas, eps)
+    W.mul_(1 - lr * wd).sub_(lr * alpha * _back(N, P, G, reverse))
 
 
 def galore_step(W: Tensor, G: Tensor, state: dict, t: int, *, r: int, T: int, lr: float, alpha: float = 0.25,
-                wd: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+                wd: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-8, reverse: bool = False) -> None:
     """GaLore-AdamW (Zhao et al., arXiv:2403.03507, Algorithm 2): every T steps ``P ← SVD(G)`` truncated to r;
     ``R = P-projection of G``; ``N = Adam(R)`` (moments kept across refreshes); ``W ← W − η α P-back(N)``."""
     if (t - 1) % T == 0:
-        state["P"] = _svd_projector(G, r)
-    _step(W, G, state, t, state["P"], lr, alpha, wd, betas, eps)
+        state["P"] = _svd_projector(G, r, reverse)
+    _step(W, G, state, t, state["P"], lr, alpha, wd, betas, eps, reverse)
 
 
 def dct_ii(n: int, dtype=torch.float64) -> Tensor:

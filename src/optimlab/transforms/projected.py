@@ -9,7 +9,12 @@ otherwise (``M × N``, ``N = min(m, n)``), and ``Q`` (``N × r``) an orthonormal
 
 The basis is refreshed at steps ``1, T + 1, 2T + 1, …`` (``T = update_proj_gap``; GaLore counts from 0)
 and the inner state is *carried* across a refresh unchanged, as GaLore does (its coordinates then refer
-to the new basis). Projectors:
+to the new basis). ``proj_type`` picks the side the basis lives on, as GaLore's reference projector
+(github.com/jiaweizzhao/GaLore, ``galore_projector.py``) does: ``"std"`` (the default, the paper's Table 1:
+basis on the small side, ``N = min(m, n)``; inner state ``max(m, n) × r``) or ``"reverse_std"`` (basis on the
+large side, ``X = Gᵀ`` when ``m >= n``: ``N = max(m, n)``, inner state ``min(m, n) × r``). The rank is
+``r = rank_fraction · min(m, n)`` either way. State in numbers: ``(2 max + min)·r`` (std) against
+``(max + 2 min)·r`` (reverse_std) for Adam; equal on a square matrix. Projectors:
 
 * :class:`SVDProjector` - GaLore (Zhao et al., arXiv:2403.03507): ``Q`` = top-``r`` singular vectors of
   the gradient on its small side (exact SVD), or ``proj_iters`` warm-started power-iteration steps from
@@ -43,22 +48,28 @@ from ..linalg.scaling import pow2_scale, saturate
 from .orthogonalize import matrix_view
 
 __all__ = ["Projector", "SVDProjector", "DCTProjector", "OSDProjector", "Projected", "oriented_shape",
-           "RANK_FRACTION", "UPDATE_PROJ_GAP", "PROJ_ITERS"]
+           "RANK_FRACTION", "UPDATE_PROJ_GAP", "PROJ_ITERS", "PROJ_TYPE"]
 
 RANK_FRACTION = HParam("float", 0.25, "rank r of the projection as a fraction of min(m, n) (unitless)",
                        low=0.0, high=1.0, low_open=True)
 UPDATE_PROJ_GAP = HParam("int", 200, "T: steps between refreshes of the projection basis", low=1)
+PROJ_TYPE = HParam("choice", "std", "side of the basis: 'std' (GaLore's default: basis min(m, n) × r, inner "
+                                     "state max(m, n) × r) or 'reverse_std' (basis max(m, n) × r, inner state "
+                                     "min(m, n) × r; GaLore's reference projector's other option)",
+                   choices=("std", "reverse_std"))
 PROJ_ITERS = HParam("int", 0, "power-iteration steps per basis refresh, warm-started from the previous "
                               "basis (0: exact SVD at every refresh)", low=0)
 
 
-def oriented_shape(p: Tensor) -> tuple[int, int, bool]:
-    """``(M, N, transposed)`` of a parameter's matrix view: ``M >= N``, transposed when ``m < n``."""
+def oriented_shape(p: Tensor, proj_type: str = "std") -> tuple[int, int, bool]:
+    """``(M, N, transposed)`` of a parameter's matrix view, ``X = Gᵀ`` when transposed; the basis is ``N × r``.
+    ``"std"``: ``M >= N``, transposed when ``m < n``; ``"reverse_std"``: ``M <= N``, transposed when ``m >= n``."""
     if p.ndim < 2:
         raise ValueError(f"projected optimizers need matrix parameters (ndim >= 2), got shape {tuple(p.shape)}; "
                          f"route vectors to another role")
     m, n = matrix_view(p).shape
-    return (n, m, True) if m < n else (m, n, False)
+    tr = m >= n if proj_type == "reverse_std" else m < n
+    return (n, m, True) if tr else (m, n, False)
 
 
 def refresh_due(step: int, gap: int) -> bool:
@@ -77,7 +88,8 @@ class Projector:
 
     def basis(self, Xs: Tensor, Gs: Tensor, transposed: bool, states: list[dict], steps: list[int],
               group: dict[str, Any], prefix: str) -> Tensor:
-        """``Xs``: the scaled tall matrices ``(B, M, N)``; ``Gs`` the same in their own orientation."""
+        """``Xs``: the scaled oriented matrices ``(B, M, N)`` (tall under ``proj_type="std"``); ``Gs`` the same in
+        their own orientation."""
         raise NotImplementedError
 
 
@@ -203,7 +215,8 @@ class Projected(Transform):
         self.inner = tuple(inner)
         specs: dict[str, HParam] = {"rank_fraction": RANK_FRACTION, "update_proj_gap": UPDATE_PROJ_GAP,
                                     "proj_scale": HParam("float", 1.0, "α: scale of the update rotated back "
-                                                                      "(unitless; GaLore uses 0.25)", low=0.0)}
+                                                                      "(unitless; GaLore uses 0.25)", low=0.0),
+                                    "proj_type": PROJ_TYPE}
         specs.update(projector.hparams)
         for t in self.inner:
             specs.update(t.hparams)
@@ -211,15 +224,15 @@ class Projected(Transform):
         inner_rule = "; ".join(t.rule for t in self.inner if t.rule)
         self.rule = f"{projector.rule}; R = X Q; U = [{inner_rule}](R); u ← α·U Qᵀ"
 
-    def _inner_shape(self, p: Tensor, r: int) -> tuple[int, int]:
-        M, _, tr = oriented_shape(p)
+    def _inner_shape(self, p: Tensor, r: int, proj_type: str) -> tuple[int, int]:
+        M, _, tr = oriented_shape(p, proj_type)
         return (r, M) if tr else (M, r)
 
     def init(self, p: Tensor, group: dict) -> dict[str, Any]:
-        M, N, _ = oriented_shape(p)
-        r = projected_rank(N, group["rank_fraction"])
+        M, N, _ = oriented_shape(p, group["proj_type"])
+        r = projected_rank(min(M, N), group["rank_fraction"])
         state: dict[str, Any] = dict(self.projector.init(N, r, p.dtype, p.device))
-        probe = torch.zeros(self._inner_shape(p, r), dtype=p.dtype, device=p.device)
+        probe = torch.zeros(self._inner_shape(p, r, group["proj_type"]), dtype=p.dtype, device=p.device)
         for t in self.inner:
             for k, v in t.init(probe, group).items():
                 state[f"{t.name}.{k}"] = v
@@ -230,7 +243,7 @@ class Projected(Transform):
     def update(self, b: Bucket) -> None:
         g, p0 = b.group, b.params[0]
         wd = work_dtype(p0.dtype)
-        M, N, tr = oriented_shape(p0)
+        M, N, tr = oriented_shape(p0, g["proj_type"])
         # G is this step's own copy: scaled in place, then overwritten by the update rotated back, so the
         # step holds one bucket-sized temporary (plus one matrix during a refresh), like a gradient copy
         G = torch.stack([matrix_view(x).to(wd) for x in b.updates])

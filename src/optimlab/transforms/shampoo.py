@@ -105,9 +105,14 @@ class ShampooPrecondition(Transform):
             z["R_root"] = p.new_zeros((Br * Bc, bc, bc))
         return z
 
+    def _statistics(self, b: Bucket) -> list[Tensor]:
+        """The gradients the statistics (L, R and the grafting v) are formed from: the update's here; the
+        cross-fitted variant (:mod:`optimlab.cross_fit`) gives another part of the batch's."""
+        return b.updates
+
     def _adam_direction(self, b: Bucket, m_hat: list[Tensor]) -> list[Tensor]:
         beta2 = b.group["betas"][1]
-        g = b.updates
+        g = self._statistics(b)
         v = b.state(self, "exp_avg_sq")
         # Adam's own arithmetic (v may reach +inf, then that entry of A is 0, as in torch)
         if beta2 == 1.0:
@@ -132,7 +137,7 @@ class ShampooPrecondition(Transform):
             return
         wd = root_dtype(p0.dtype)
         B = len(b.params)
-        G = stack_matrices(b.updates, dtype=wd)
+        G = stack_matrices(self._statistics(b), dtype=wd)
         rows, cols = G.shape[-2:]
         block = g["block_size"]
         Gb = to_blocks(G, block)

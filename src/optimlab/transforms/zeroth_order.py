@@ -31,7 +31,7 @@ from ..core.transform import Bucket, Transform
 
 __all__ = ["CHUNK", "direction", "trainable", "ZOEstimate", "ZODescend", "ZO_HPARAMS"]
 
-CHUNK = 1 << 13  # elements per regenerated piece of a direction 
+CHUNK = 1 << 14  # elements per regenerated piece of a direction (64 KiB of fp32)
 _M64 = (1 << 64) - 1
 
 ZO_HPARAMS = {
@@ -158,7 +158,8 @@ class _Perturbation:
                         _apply_record(v, rec)
                 if sign:
                     y = v + d if sign > 0 else v - d
-                    rec = _record(v, y - d if sign > 0 else y + d)
+                    back = torch.sub(y, d, out=d) if sign > 0 else torch.add(y, d, out=d)  # d is not needed again
+                    rec = _record(v, back)
                     if rec is not None:
                         self.fix[(i, c)] = rec
                     v.copy_(y)
@@ -232,8 +233,11 @@ class ZOEstimate(Transform):
         for p in b.params:
             i = est["index"][id(p)]
             u = torch.zeros_like(p)
-            for j, cj in enumerate(est["coeffs"]):
-                u.add_(direction(p, est["seed"], est["step"], j, i), alpha=cj)
+            uv = u.view(-1)
+            for j, cj in enumerate(est["coeffs"]):  # chunk by chunk: no direction-sized temporary
+                for c, v in _chunks(p):
+                    uv[c * CHUNK:c * CHUNK + v.numel()].add_(
+                        _chunk_z(p, _mix(est["seed"], est["step"], j, i, c), v.numel()), alpha=cj)
             out.append(u)
         b.set_updates(out, owned=True)
 

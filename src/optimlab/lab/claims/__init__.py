@@ -37,6 +37,7 @@ from . import hessian_fitting  # noqa: F401
 from . import preconditioners  # noqa: F401
 from . import curvature  # noqa: F401
 from . import gauss_newton  # noqa: F401
+from . import thermodynamic  # noqa: F401  (tngd-equals-ngd)
 from . import saddle  # noqa: F401
 from . import lowrank  # noqa: F401
 from . import combine  # noqa: F401
@@ -52,6 +53,8 @@ from . import schedules_batch  # noqa: F401
 from . import pinn_conditioning  # noqa: F401
 from . import batch_size  # noqa: F401
 from . import proxies  # noqa: F401
+from . import ntk_depth, group_words, tubal, curl, drift  # noqa: F401  (issue 15, tasks and diagnostics)
+from . import policy_gradient, cross_fit, filtered_newton  # noqa: F401  (N-HARPG; cross-fitting; filtered Newton)
 from . import model_based, robust_recovery, relu_convex  # noqa: F401  (issue 15, helper wp5a)
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim

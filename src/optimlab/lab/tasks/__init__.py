@@ -18,16 +18,20 @@ from .classification import MNIST1D, DigitsMLP
 from .continual_digits import ContinualDigits
 from .deep_linear import DeepLinear
 from .functions import Rastrigin, Rosenbrock
+from .groups import FiniteGroupWords
 from .matrix_sensing import MatrixSensing
 from .modular import ModularArithmetic
 from .phase_retrieval import PhaseRetrieval
 from .pinn import PINN
 from .pinn_suite import PINNSuite
 from .planted import SingleIndex, TensorPCA
+from .policy_mdp import PolicyMDP
 from .quadratic import Quadratic
 from .random_features import RandomFeatures
 from .river_valley import BigramLM, RiverValley
 from .robust_sensing import RobustMatrixSensing
+from .student_teacher import StudentTeacher
+from .tubal import TubalSensing
 
 __all__ = ["TASKS", "Task", "TaskInstance", "TaskSpec", "get_task"]
 
@@ -35,7 +39,8 @@ TASKS: dict[str, type[Task]] = {
     cls.name: cls
     for cls in (Quadratic, Rosenbrock, Rastrigin, RandomFeatures, AssociativeMemory,
                 ModularArithmetic, MatrixSensing, DeepLinear, DigitsMLP, MNIST1D, CharLM, PINN, ContinualDigits,
-                SingleIndex, TensorPCA,
+                SingleIndex, TensorPCA, PolicyMDP,
+                TubalSensing, FiniteGroupWords, StudentTeacher,
                 PhaseRetrieval, RobustMatrixSensing, RiverValley, BigramLM, PINNSuite)
 }
 

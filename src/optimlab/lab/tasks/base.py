@@ -169,6 +169,11 @@ class TaskInstance:
     def loss(self, model: nn.Module, batch: tuple) -> Tensor:
         raise NotImplementedError
 
+    def model_batch(self, model: nn.Module, batch: tuple) -> Any:
+        """The batch as an :class:`optimlab.core.ModelBatch` (outputs, targets, loss kind) for Gauss–Newton
+        recipes (need ``"outputs"``), or None when the task's loss is not one of its kinds."""
+        return None
+
     def evaluate(self, model: nn.Module | None = None) -> dict[str, float]:
         """The metrics of ``spec.metrics`` as floats, computed under ``torch.no_grad`` in eval
         mode; the model's train/eval mode is restored afterwards."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -201,6 +202,15 @@ class ClassificationInstance(TaskInstance):
     def loss(self, model: nn.Module, batch: tuple) -> Tensor:
         x, y = batch
         return self._criterion(model(x), y)
+
+    def model_batch(self, model: nn.Module, batch: tuple) -> Any:
+        from ...core.model_batch import ModelBatch
+
+        x, y = batch
+        if self.task.loss == "ce":
+            return ModelBatch(lambda: model(x), y, "cross_entropy")
+        classes = int(max(self.y_train.max(), self.y_test.max())) + 1  # the criterion's one-hot width
+        return ModelBatch(lambda: model(x), F.one_hot(y, classes).float(), "half_sse")
 
     def _evaluate(self, model: nn.Module) -> dict:
         out = {}
