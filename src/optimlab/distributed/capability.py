@@ -31,7 +31,7 @@ from ..transforms.polyak import EnergyAdaptive
 from ..transforms.schedule_free import ScheduleFree, SecondMomentNormalize
 from .owners import matrix_flops
 
-__all__ = ["OWNER", "ELEMENTWISE", "SHAPE_ONLY", "GRAD_READERS", "owner_index", "owner_segment", "segment_cost", "unit_cost", "fsdp_refusal", "check_fsdp"]
+__all__ = ["CLOSURE_NEEDS", "ddp_refusal", "OWNER", "ELEMENTWISE", "SHAPE_ONLY", "GRAD_READERS", "owner_index", "owner_segment", "segment_cost", "unit_cost", "fsdp_refusal", "check_fsdp"]
 
 
 def _ns_cost(shape: Any, g: dict) -> float:
@@ -110,7 +110,7 @@ def unit_cost(t: Transform, shape: Any, group: dict) -> float:
 
 def fsdp_refusal(recipe: Recipe, roles: list[str]) -> str | None:
     """Why ``recipe`` cannot run on FSDP2-sharded parameters of these roles (None: it can)."""
-    bad = sorted(recipe.needs & {"global", "reevaluate", "hvp"})
+    bad = sorted(recipe.needs & {"global", "reevaluate", "hvp", "value", "jvp"})
     if bad:
         return f"it needs {bad} (reductions / re-evaluations over whole parameters, not local shards)"
     for role in roles:
@@ -128,6 +128,25 @@ def fsdp_refusal(recipe: Recipe, roles: list[str]) -> str | None:
             return (f"its {role!r} chain ({chain}) applies the update in {chain.transforms[-1].name!r}, which "
                     f"is not elementwise (it needs the whole matrix where the parameter's shards live)")
     return None
+
+
+#: needs whose values come from the closure beyond its first loss: Hessian-vector / Jacobian-vector products,
+#: loss values at perturbed points (zeroth order), re-evaluations (their losses, and gradients when the closure
+#: does not go through DDP). Each rank's closure sees its own batch and DDP all-reduces none of these.
+CLOSURE_NEEDS = frozenset({"hvp", "jvp", "value", "reevaluate"})
+
+
+def ddp_refusal(recipe: Recipe, closure: str) -> str | None:
+    """Why ``recipe`` cannot run on replicated parameters with per-rank closures (None: it can)."""
+    bad = sorted(recipe.needs & CLOSURE_NEEDS)
+    if closure == "global" or not bad:
+        return None
+    return (f"it needs {bad} from the closure: each rank's closure sees its own batch and DDP all-reduces none "
+            f"of these (double-backward products, loss values at perturbed points, re-evaluated losses), so the "
+            f"replicas would diverge. If every rank's closure computes the global quantity (the same batch on "
+            f"every rank, or a closure that all-reduces what it returns), say so: "
+            f"optimlab.distributed.distribute(opt, group, closure='global') on an optimizer created without "
+            f"process_group")
 
 
 def check_fsdp(recipe: Recipe, roles: list[str]) -> None:

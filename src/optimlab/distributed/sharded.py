@@ -29,6 +29,7 @@ from torch import Tensor
 from ..core.transform import Bucket
 from .capability import GRAD_READERS, SHAPE_ONLY, owner_segment, segment_cost
 from .comm import as_bytes, from_bytes, padded
+from .dion import DionJob, dion_steps, is_dion_segment
 from .owners import assign_owners
 from .replicated import wire_dtype
 from .runtime import Distributed
@@ -98,24 +99,46 @@ class _SegJob:
         self.scalar_keys = [k for k in keys if not isinstance(st[k], Tensor)]
 
 
+def shard_dim(mesh: Any, params: list, name: str) -> int:
+    """The mesh dimension the parameters are row-sharded over: ``(Shard(0),)`` on a 1-D mesh (FSDP2), or
+    ``(Replicate(), Shard(0))`` on a 2-D mesh (HSDP: replicate × shard). Anything else is refused."""
+    from torch.distributed.tensor import Replicate, Shard
+
+    ok = {1: ((Shard(0),), 0), 2: ((Replicate(), Shard(0)), 1)}
+    for p in params:
+        want = ok.get(mesh.ndim)
+        if p.device_mesh != mesh or want is None or tuple(p.placements) != want[0]:
+            raise ValueError(f"{name}: sharded parameters must all be DTensors on one device mesh with placements "
+                             f"(Shard(0),) on a 1-D mesh (FSDP2's fully_shard default) or (Replicate(), Shard(0)) on a "
+                             f"2-D mesh (HSDP); got mesh {p.device_mesh} with placements {p.placements} for a "
+                             f"parameter of shape {tuple(p.shape)} (tensor-parallel layouts: see docs/distributed.md)")
+    return ok[mesh.ndim][1]
+
+
+def whole_mesh_group(mesh: Any) -> Any:
+    """A process group over every rank of ``mesh`` (the default group when the mesh spans the job)."""
+    import torch.distributed as dist
+
+    if mesh.size() == dist.get_world_size():
+        return dist.group.WORLD
+    return mesh._flatten().get_group()  # pragma: no cover - a mesh over part of the job
+
+
 class ShardedStep(Distributed):
     """The FSDP2 executor (see the module doc)."""
 
     mode = "sharded"
 
     def __init__(self, opt: Any, group: Any = None, **kw: Any):
-        from torch.distributed.tensor import Shard
-
         params = [p for g in opt.param_groups for p in g["params"]]
         mesh = params[0].device_mesh
-        for p in params:
-            if p.device_mesh != mesh or mesh.ndim != 1 or tuple(p.placements) != (Shard(0),):
-                raise ValueError(f"{opt.name}: sharded parameters must all be DTensors on one 1-D device mesh with "
-                                 f"placements (Shard(0),) (FSDP2's fully_shard default); got mesh {p.device_mesh} "
-                                 f"with placements {p.placements} for a parameter of shape {tuple(p.shape)} "
-                                 f"(HSDP / tensor-parallel layouts: see docs/distributed.md)")
+        self.shard_dim = shard_dim(mesh, params, opt.name)
         self.mesh = mesh
-        super().__init__(opt, group if group is not None else mesh.get_group(), **kw)
+        check = None
+        if mesh.ndim == 2 and group is None:  # HSDP: settings agree over the whole mesh, work in the shard dim
+            check = whole_mesh_group(mesh)
+        super().__init__(opt, group if group is not None else mesh.get_group(self.shard_dim), check_group=check,
+                         **kw)
         # metadata first: the rows every rank holds of every parameter (fixed for the optimizer's life)
         mine = torch.tensor([_local(p).shape[0] for p in params], dtype=torch.int64)
         rows = self.comm.all_gather(mine, "shard-layout exchange (all-gather)")
@@ -160,12 +183,17 @@ class ShardedStep(Distributed):
     def run(self, jobs: list[tuple[Any, Bucket]], fused: bool) -> None:
         segs: list[_SegJob] = []
         costs: list[float] = []
+        lowrank: list[tuple[Any, Bucket, Bucket, tuple[int, int]]] = []
         for chain, b in jobs:
             seg = owner_segment(chain)
             lb = local_bucket(b)
             if seg is None:  # elementwise: the local shards, no communication
                 run_local(chain, lb, b, 0, len(chain.transforms), apply=True, fused=fused)
                 write_back(lb, b)
+                continue
+            if self.dion == "lowrank" and is_dion_segment(chain, seg):
+                run_local(chain, lb, b, 0, seg[0])
+                lowrank.append((chain, b, lb, seg))
                 continue
             job = _SegJob(chain, b, lb, seg)
             for k in job.sharded_keys:
@@ -176,6 +204,8 @@ class ShardedStep(Distributed):
             run_local(chain, lb, b, 0, seg[0])
             segs.append(job)
             costs.extend(segment_cost(chain, seg, p.shape, b.group) for p in b.params)
+        if lowrank:
+            self._lowrank(lowrank)
         if not segs:
             return
         owners = assign_owners(costs, self.world)
@@ -193,6 +223,26 @@ class ShardedStep(Distributed):
         for job in segs:
             run_local(job.chain, job.lb, job.b, job.seg[1], len(job.chain.transforms), apply=True)
             write_back(job.lb, job.b)
+
+    def _lowrank(self, jobs: list[tuple[Any, Bucket, Bucket, tuple[int, int]]]) -> None:
+        """Dion as its paper intends (:mod:`.dion`): the power iteration on the local row shards with small
+        all-gathers of ``P`` row blocks and partial ``R``; no rank assembles a whole matrix."""
+        dj = []
+        for chain, b, lb, seg in jobs:
+            t, p = chain.transforms[seg[0]], b.params[0]
+            offs, rows = self._offsets(p), self.rows[id(p)]
+            if any(self.rows[id(q)] != rows for q in b.params):
+                raise RuntimeError(f"{self.opt.name}: same-shape parameters with different row splits")
+            blocks = [(o, o + n) for o, n in zip(offs, rows)]
+            dj.append(DionJob(t, b.group, lb.updates, lb.state(t, "momentum_buffer"), lb.state(t, "Q"), blocks,
+                              (0, rows[self.rank]), p.shape, p.dtype))
+            self.matrix_calls += len(b.params) if rows[self.rank] else 0
+        dion_steps(self.comm, dj)
+        for (chain, b, lb, seg), job in zip(jobs, dj):
+            lb.set_updates(job.result, owned=True)
+            lb.scale_by([math.sqrt(job.m / job.n)] * len(b.params))
+            run_local(chain, lb, b, seg[1], len(chain.transforms), apply=True)
+            write_back(lb, b)
 
     def _gather_to_owners(self, segs: list[_SegJob]) -> dict[tuple[int, int], dict[str, Tensor]]:
         """First all-to-all: every rank's shards of each parameter to its owner; the owner's whole tensors."""

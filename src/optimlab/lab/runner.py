@@ -150,7 +150,7 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         checkpoint_every: int | None = None, threads: int = 1, progress: bool = False,
         resume: bool = True, nonfinite: str = "error", sharpness_every: int | None = None,
         restart: bool = False, on_step: Callable[[int, float], None] | None = None,
-        keep_checkpoint: bool = False) -> RunResult:
+        keep_checkpoint: bool = False, distributed: Any = None) -> RunResult:
     """Train ``optimizer`` on ``task`` for ``steps`` steps from ``seed`` and record the run.
 
     task, task_options: a task name and its options (:func:`optimlab.lab.tasks.get_task`).
@@ -184,6 +184,7 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         and for Adam-type optimizers ``precond_sharpness`` = λ_max(P⁻¹H); the cost is outside
         ``step_ms`` and the global RNG is preserved, so training is unchanged.
     on_step: called as ``on_step(step, loss)`` after every step (after that step's checkpoint).
+    distributed: the per-rank hook of :mod:`optimlab.lab.distributed_run` (``optimlab run --nproc N``).
 
     Unknown task or optimizer: ValueError naming it; bad hyperparameters: TypeError / ValueError
     from :func:`optimlab.create` -- all before anything is written to the store. A stored checkpoint
@@ -219,9 +220,11 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
     db, owned = _open_store(store)
     try:
         # Build and create first: a bad hyperparameter raises before a run row exists.
-        instance = task_obj.build(seed)
-        opt = optimlab.create(instance.model, optimizer, nonfinite=nonfinite, **instance.role_hints,
-                              **{k: v for k, v in hparams.items() if k != "schedule"})
+        instance, extra = task_obj.build(seed), {}
+        if distributed is not None:  # this rank's share of each batch, the loss through DDP, process_group=
+            instance, extra = distributed.wrap(instance)
+        opt = optimlab.create(instance.model, optimizer, nonfinite=nonfinite, **instance.role_hints, **extra,
+                              **{k: v for k, v in hparams.items() if k not in ("schedule", "nproc")})
         if hparams.get("schedule") is not None:  # "wsd(decay=0.1)" etc.: optimlab.lab.schedules
             on_step = schedules.attach(opt, hparams["schedule"], steps, on_step)
         previous = db.find_matching(task, options, optimizer, hparams, seed, steps) if resume else None
