@@ -118,6 +118,13 @@ def train(model, opt, steps: int, start: int = 0, rows: slice = slice(None), sca
             loss.backward(create_graph=hvp)
             return loss
 
+        def outputs():  # the logits, for recipes that take JVPs of the outputs (double backward: math SDPA)
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            with sdpa_kernel([SDPBackend.MATH]):
+                return model(x)
+
+        closure.outputs = outputs
         opt.step(closure)
     return model
 
@@ -151,6 +158,9 @@ VARIANTS = {
     "dion_lowrank": ("dion", {"rank_fraction": 0.25}, "lowrank"),  # the paper's sharded power iteration
     "dion_lowrank_full": ("dion", {}, "lowrank"),  # at the registered rank_fraction 1.0
     "dion_owner": ("dion", {"rank_fraction": 0.25}, "owner"),  # the same rank, whole matrices on owners
+    # the ghosts-of-softmax controller: its step is taken in the post-pass (finish hooks), after a JVP of the
+    # closure's outputs; under DDP with closure="global" (every rank's closure sees the same batch here)
+    "safe_radius_adam": ("safe_radius:adam", {"lr": 0.01}, "global"),
 }
 
 
@@ -161,6 +171,11 @@ def make_opt(model, name: str, group=None):
     from optimlab.distributed import distribute
 
     name, kw, mode = VARIANTS.get(name, (name, {}, "owner"))
+    if name.startswith("safe_radius:"):
+        from optimlab.optimizers.ghosts import safe_radius
+
+        opt = optimlab.create(model, safe_radius(name.split(":", 1)[1]), **kw)
+        return opt if group is None else distribute(opt, group, closure=mode)
     opt = optimlab.create(model, name, process_group=group, **kw)
     if name == "dion" and opt._distributed is not None and mode != "lowrank":
         distribute(opt, group, dion=mode)

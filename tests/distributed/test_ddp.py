@@ -52,9 +52,14 @@ def _check_results(results: list, world: int, names: list) -> None:
 
 @pytest.mark.timeout(120)
 def test_two_processes_match_one_process_and_split_the_matrices(tmp_path):
-    names = MUON_FAMILY + ELEMENTWISE
+    names = MUON_FAMILY + ELEMENTWISE + ["safe_radius_adam"]
     results = launch(w_parity, 2, tmp_path, names, STEPS)
     _check_results(results, 2, names)
+    # the post-pass ran after the distributed step (the controller's step is taken there: without it the
+    # parameters would not move), and the same on both ranks
+    model = tiny_gpt(0)
+    moved = [k for k, v in params_of(model).items() if not torch.equal(v, results[0]["safe_radius_adam"]["params"][k])]
+    assert moved and all(r["safe_radius_adam"]["state"][(0, 0, "ghosts.scale")] > 0 for r in results)
     model = tiny_gpt(0)
     opt = make_opt(model, "muon")
     matrices = {n for n, p in model.named_parameters()

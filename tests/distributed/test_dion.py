@@ -86,6 +86,7 @@ def test_lowrank_dion_ddp_two_processes_within_tolerance_and_r_over_n_of_the_byt
         assert all(torch.isfinite(v).all() for v in a["params"].values())
 
 
+@pytest.mark.slow  # the same code path runs in make test on the 2x2 HSDP mesh (test_fsdp.py)
 @pytest.mark.timeout(200)
 def test_lowrank_dion_fsdp2_two_processes_within_tolerance(tmp_path):
     res = launch(w_fsdp, 2, tmp_path, ["dion_lowrank"], STEPS)

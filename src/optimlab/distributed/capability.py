@@ -27,6 +27,7 @@ from ..transforms import (AdaGradNormStep, AdamaxMoments, AdamMoments, CoupledDe
                           HeavyBall, LionSign, Orthogonalize, ScaleByShape, SchattenMap, Sign)
 from ..transforms.classic import AdaGradScale, RMSPropScale
 from ..transforms.extrapolation import SecantCorrection
+from ..transforms.fisher import MFac, ScaledFactor
 from ..transforms.polyak import EnergyAdaptive
 from ..transforms.schedule_free import ScheduleFree, SecondMomentNormalize
 from .owners import matrix_flops
@@ -63,11 +64,11 @@ ELEMENTWISE: tuple[type, ...] = (AdamMoments, AdamaxMoments, HeavyBall, EMAMomen
 
 #: transforms that read the raw gradient (not only the update): under FSDP2 the gradient shards travel to the
 #: owner with the update when one of them is in a chain's whole-matrix segment
-GRAD_READERS: tuple[type, ...] = (AdaGradNormStep, EnergyAdaptive)
+GRAD_READERS: tuple[type, ...] = (AdaGradNormStep, EnergyAdaptive, MFac)
 
 #: transforms that read parameter *values* in a whole-matrix segment: refused under FSDP2 (the owner holds the
 #: update and state of a matrix, not the matrix itself)
-PARAM_READERS: tuple[type, ...] = (SecantCorrection,)
+PARAM_READERS: tuple[type, ...] = (SecantCorrection, ScaledFactor)
 
 #: elementwise transforms that read their parameters' *shape* (not values): on local shards they are given the
 #: global shape (the DTensor parameters) and their per-parameter scale is applied to the shards

@@ -94,8 +94,11 @@ class _SegJob:
         prefixes = tuple(f"{t.name}." for t in chain.transforms[seg[0]:seg[1]])
         st = b.states[0]
         keys = sorted(k for k in st if k.startswith(prefixes))
-        self.sharded_keys = [k for k in keys if hasattr(st[k], "to_local")]
-        self.plain_keys = [k for k in keys if isinstance(st[k], Tensor) and not hasattr(st[k], "to_local")]
+        # sharded like the parameter: repartitioned with it; replicated DTensors (a Kronecker factor made with
+        # p.new_zeros) and plain tensors: the owner's values are sent back whole
+        self.sharded_keys = [k for k in keys if hasattr(st[k], "to_local") and not _replicated(st[k])]
+        self.plain_keys = [k for k in keys if isinstance(st[k], Tensor) and
+                           (not hasattr(st[k], "to_local") or _replicated(st[k]))]
         self.scalar_keys = [k for k in keys if not isinstance(st[k], Tensor)]
 
 
@@ -392,6 +395,13 @@ class ShardedStep(Distributed):
 
     def _full_state(self, j: int, i: int, key: str) -> Tensor:
         return self._full_cache[(j, i)][key]
+
+
+def _replicated(t: Any) -> bool:
+    """Whether a DTensor is replicated on every mesh dimension (its local tensor is the whole tensor)."""
+    from torch.distributed.tensor import Replicate
+
+    return all(isinstance(pl, Replicate) for pl in t.placements)
 
 
 def _pad(raw: Tensor, n: int) -> Tensor:
