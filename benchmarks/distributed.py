@@ -160,9 +160,9 @@ def project(shapes: list[tuple[int, int]], cost: dict, world: int, bandwidth: fl
 
 
 def dion_bytes(shapes: list[tuple[int, int]], world: int, fraction: float) -> dict:
-    """Analytic bytes per rank and step (fp32, rank 0, matrices of one shape batched): Dion's low-rank mode
-    (the other ranks' P row blocks, their n×r partial R, three float64 maxima per matrix) and the DDP owner
-    split (u, M and Q of the matrices a rank does not own)."""
+    """Analytic bytes per rank and step (fp32, rank 0): Dion's low-rank mode (the other ranks' P row blocks,
+    R's all-reduce as reduce-scatter + all-gather of row blocks, three float64 maxima per matrix) and the DDP
+    owner split (u, M and Q of the matrices a rank does not own)."""
     from optimlab.distributed import assign_owners, matrix_flops
     from optimlab.distributed.dion import even_blocks
     from optimlab.transforms.lowrank import dion_rank
@@ -170,8 +170,9 @@ def dion_bytes(shapes: list[tuple[int, int]], world: int, fraction: float) -> di
     low = 0
     for m, n in shapes:
         r = dion_rank(torch.Size((m, n)), fraction)
-        blocks = even_blocks(m, world)
-        low += sum((hi - lo) * r * 4 for q, (lo, hi) in enumerate(blocks) if q) + (world - 1) * (n * r * 4 + 24)
+        blocks, nb = even_blocks(m, world), even_blocks(n, world)
+        low += sum((hi - lo) * r * 4 for q, (lo, hi) in enumerate(blocks) if q) + (world - 1) * 24
+        low += (world - 1) * (nb[0][1] - nb[0][0]) * r * 4 + sum((hi - lo) * r * 4 for lo, hi in nb[1:])
     owners = assign_owners([matrix_flops((m, n), "power_iteration", rank=dion_rank(torch.Size((m, n)), fraction))
                             for m, n in shapes], world)
     own = max(sum((2 * m * n + n * dion_rank(torch.Size((m, n)), fraction)) * 4 + 8

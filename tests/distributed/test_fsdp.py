@@ -38,7 +38,7 @@ def _check(results: list, world: int, names: list) -> None:
                     assert s == v, f"{name}: rank {rank} state {k}"
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(420)
 def test_fsdp2_two_processes_match_one_process(tmp_path):
     names = ["muon", "normuon", "dion", "turbo_muon", "adamw", "sf_adamw"]
     results = launch(w_fsdp, 2, tmp_path, names, STEPS, ("dog", "pion"))
@@ -52,7 +52,7 @@ def test_fsdp2_two_processes_match_one_process(tmp_path):
     assert all(r["adamw"]["bytes"] == 0 for r in results)  # elementwise: shards only, nothing sent
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(420)
 def test_fsdp2_four_processes_match_one_process(tmp_path):
     _check(launch(w_fsdp, 4, tmp_path, ["muon"], STEPS), 4, ["muon"])  # dion on 4: test_checkpoint
 
@@ -68,7 +68,7 @@ def test_every_registered_optimizer_runs_under_ddp_or_says_why_not_under_fsdp2()
         assert refusal(name) is None, name
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(420)
 def test_hsdp_two_by_two_mesh_matches_one_process(tmp_path):
     """HSDP: a 2-D (replicate=2, shard=2) mesh on 4 processes. Elementwise chains on the local shards; whole
     matrices repartitioned within the shard dimension (each replica group computes them once, the same

@@ -12,7 +12,7 @@ OPTIONS = {"d": 32, "corpus_chars": 20000, "batch_size": 8, "eval_batches": 2}
 STEPS = 6
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 def test_run_nproc_two_trains_with_ddp_and_stores_one_run(tmp_path, capsys):
     db = str(tmp_path / "runs.db")
     argv = ["run", "--task", "char_lm", "--optimizer", "adamw", "--steps", str(STEPS), "--no-progress",

@@ -9,13 +9,14 @@ rows; FSDP2's ``Shard(0)``), and ``Q`` (``n × r``) replicated:
    ``max|M|``, ``max|G|`` and ``max|B|``: all-gathers of one number per matrix (a max is exact);
 2. ``P_s = B_s Q`` locally (``m_s × r``); all-gather the row blocks of ``P`` (``m × r`` in all) and
    ``P = orth(P)`` on every rank (the same QR on the same bits: replicated);
-3. ``R = Σ_s B_sᵀ P_s``: each rank's ``n × r`` partial product, all-gathered and summed in rank order
-   (the all-reduce of the paper, done as gather + ordered sum so that every rank holds the same bits
-   whatever the backend's reduction algorithm);
+3. ``R = Σ_s B_sᵀ P_s``: each rank's ``n × r`` partial product, all-reduced as a reduce-scatter (an
+   all-to-all of row blocks; rank ``q`` sums the partials of its block in rank order) and an all-gather of
+   the summed blocks: the paper's all-reduce, with every rank holding the same bits whatever the backend;
 4. ``Q ← colnorm(R)``, ``M_s ← B_s − (1−μ) P_s Rᵀ``, ``u_s = P_s Qᵀ``: local.
 
-Bytes per matrix and step: ``(m + (N−1)·n)·r`` elements received per rank against ``m·n`` (FSDP2 owner
-round trip) or ``2·m·n + n·r`` (DDP owner all-gather of ``u``, ``M``, ``Q``): about ``r/n`` of it.
+Bytes per matrix and step: about ``(N−1)/N·(m + 2n)·r`` elements received per rank, against
+``(N−1)/N·(2·m·n + n·r)`` for the DDP owner all-gather of ``u``, ``M``, ``Q``: about ``r/n`` of it
+(``(m + 2n)/(2m)·r/n``).
 No rank ever holds a whole ``B`` under FSDP2.
 
 **DDP** (replicated parameters) runs the same collectives on *virtual* row blocks (rank ``s`` computes
@@ -118,6 +119,59 @@ def _global_max(comm: Any, values: list[Tensor], what: str) -> list[Tensor]:
                         ).amax(0) for i in range(len(values))]
 
 
+def _all_reduce_rows(comm: Any, jobs: list[DionJob], partial: list[Tensor]) -> list[Tensor]:
+    """``Σ_ranks partial[i]`` (each ``(k, n, r)``) on every rank, summed in rank order: one all-to-all of
+    row blocks (reduce-scatter) and one all-gather of the summed blocks."""
+    world, me = comm.world, comm.rank
+    if world == 1:
+        return partial
+    nblocks = [even_blocks(j.n, world) for j in jobs]
+    rows = [[(hi - lo) for lo, hi in nb] for nb in nblocks]
+    per_row = [j.k * j.r * p.element_size() for j, p in zip(jobs, partial)]
+    send_sizes = [sum(padded(rows[i][q] * per_row[i]) for i in range(len(jobs))) for q in range(world)]
+    mine = sum(padded(rows[i][me] * per_row[i]) for i in range(len(jobs)))
+    recv_sizes = [mine] * world
+    send = torch.zeros(sum(send_sizes), dtype=torch.uint8)
+    at = 0
+    for q in range(world):
+        for i in range(len(jobs)):
+            lo, hi = nblocks[i][q]
+            raw = as_bytes(partial[i][:, lo:hi])
+            send[at:at + raw.numel()].copy_(raw)
+            at += padded(raw.numel())
+    got = comm.all_to_all(_without_self(send, send_sizes, me), [0 if q == me else send_sizes[q] for q in range(world)],
+                          [0 if q == me else recv_sizes[q] for q in range(world)],
+                          "all-to-all of Dion's partial R blocks (reduce-scatter)")
+    starts, at = [], 0
+    for q in range(world):
+        starts.append(at)
+        at += 0 if q == me else recv_sizes[q]
+    summed = []
+    for i, (j, p) in enumerate(zip(jobs, partial)):
+        lo, hi = nblocks[i][me]
+        shape = (j.k, hi - lo, j.r)
+        off = sum(padded(rows[x][me] * per_row[x]) for x in range(i))
+        acc = None
+        for q in range(world):  # in rank order: the same arithmetic on every rank
+            part = p[:, lo:hi] if q == me else \
+                from_bytes(got[starts[q] + off:starts[q] + off + rows[i][me] * per_row[i]], j.wd, shape)
+            acc = part.clone() if acc is None else acc + part
+        summed.append(acc.contiguous())
+    sizes = [[rows[i][q] * per_row[i] for i in range(len(jobs))] for q in range(world)]
+    blocks = _gather(comm, summed, sizes, "all-gather of Dion's summed R blocks")
+    out = []
+    for i, j in enumerate(jobs):
+        out.append(torch.cat([summed[i] if q == comm.rank else
+                              from_bytes(blocks[q][i], j.wd, (j.k, rows[i][q], j.r)) for q in range(world)], dim=1))
+    return out
+
+
+def _without_self(send: Tensor, sizes: list[int], me: int) -> Tensor:
+    """``send`` (the parts for every rank, in rank order) without the part for rank ``me``."""
+    start = sum(sizes[:me])
+    return torch.cat([send[:start], send[start + sizes[me]:]])
+
+
 def dion_steps(comm: Any, jobs: list[DionJob]) -> None:
     """One Dion step of every job, with four small all-gathers in all (see the module doc). Each job's
     ``result``: the update of the rows it finishes, in the parameter's dtype and (local) shape."""
@@ -148,18 +202,17 @@ def dion_steps(comm: Any, jobs: list[DionJob]) -> None:
                            from_bytes(got[r][i], j.wd, (j.k, j.blocks[r][1] - j.blocks[r][0], j.r))
                            for r in range(world)], dim=1)
         Ps.append(orthonormal_basis(whole))
-    # 3. R = Σ_s B_sᵀ P_s: every rank's partial product, summed in rank order (the same bits everywhere)
+    # 3. R = Σ_s B_sᵀ P_s: every rank's partial product, reduced as reduce-scatter + all-gather: rank q sums
+    # the ranks' partials of its block of R's rows in rank order, then the blocks are gathered (every rank
+    # holds the same bits whatever the backend; (N−1)/N·n·r received twice, as a ring all-reduce)
     partial = []
     for j, B, P in zip(jobs, Bs, Ps):
         lo, hi = j.blocks[comm.rank]
         partial.append(j.rows(B).mT @ P[:, lo:hi])
-    sizes = [[p.numel() * p.element_size() for p in partial]] * world
-    got = _gather(comm, partial, sizes, "all-gather of Dion's partial R = B_sᵀ P_s")
+    Rs = _all_reduce_rows(comm, jobs, partial)
     # 4. local: error feedback into this rank's rows of M, the new Q, this rank's rows of the update
     for i, (j, B, P) in enumerate(zip(jobs, Bs, Ps)):
-        R = partial[i] if comm.rank == 0 else from_bytes(got[0][i], j.wd, partial[i].shape).clone()
-        for r in range(1, world):
-            R = R + (partial[i] if r == comm.rank else from_bytes(got[r][i], j.wd, partial[i].shape))
+        R = Rs[i]
         g = j.group
         lo, hi = j.blocks[comm.rank]
         own = P if B.shape[1] == j.m else P[:, lo:hi]  # DDP: every row (whole matrices); FSDP2: mine
