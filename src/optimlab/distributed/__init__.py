@@ -1,9 +1,13 @@
 """Distributed training on ``torch.distributed``: DDP owner-split, FSDP2 / DTensor repartition, DCP checkpoints.
 
 * :func:`distribute` (or ``create(..., process_group=pg)``): replicated parameters (DDP), opt-in;
-* DTensor parameters (FSDP2 ``fully_shard``) are detected at construction;
+* DTensor parameters (FSDP2 ``fully_shard``, 1-D mesh, or HSDP's 2-D replicate × shard mesh) are detected at
+  construction;
+* Dion runs its paper's sharded power iteration (:mod:`.dion`: small all-gathers of ``P`` and ``R``) unless
+  ``dion="owner"``;
 * :mod:`.checkpoint`: ``torch.distributed.checkpoint`` save / load, resharding to another world size;
-* :func:`refusal`: why a registered optimizer cannot run on sharded parameters (None when it can).
+* :func:`refusal`: why a registered optimizer cannot run on sharded parameters, or under DDP with per-rank
+  closures (None when it can).
 
 See docs/distributed.md.
 """
