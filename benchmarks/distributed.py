@@ -20,6 +20,7 @@ with a stated bandwidth; the redundant step costs ``Σ cost`` whatever N.
 
     python benchmarks/distributed.py --nprocs 1 2 4 --d 256 --layers 4 --steps 3 --json out.json
     python benchmarks/distributed.py --gpu --project-d 2048 --project-layers 24 --bandwidth-gbs 400
+    python benchmarks/distributed.py --nprocs 2 4 --modes --dion --d 256 --layers 2   # Dion: owner vs low-rank
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def _matrices(d: int, layers: int) -> tuple[list[torch.Tensor], list[torch.Tenso
     return ps, gs
 
 
-def _worker(rank: int, world: int, tmp: str, mode: str, d: int, layers: int, steps: int) -> None:
+def _worker(rank: int, world: int, tmp: str, mode: str, d: int, layers: int, steps: int,
+            rank_fraction: float = 0.25) -> None:
     import torch.distributed as dist
 
     import optimlab
@@ -59,7 +61,7 @@ def _worker(rank: int, world: int, tmp: str, mode: str, d: int, layers: int, ste
     dist.init_process_group("gloo", init_method=f"file://{tmp}/store_{mode}_{world}", rank=rank,
                             world_size=world, timeout=timedelta(seconds=300))
     ps, gs = _matrices(d, layers)
-    if mode == "fsdp2":
+    if "fsdp2" in mode:
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.tensor import Shard, distribute_tensor
 
@@ -68,8 +70,16 @@ def _worker(rank: int, world: int, tmp: str, mode: str, d: int, layers: int, ste
         gs = [distribute_tensor(g, mesh, [Shard(0)]) for g in gs]
     else:
         ps = [torch.nn.Parameter(p) for p in ps]
-    opt = optimlab.create([{"params": ps, "role": "matrix"}], "muon",
-                          process_group=dist.group.WORLD if mode == "owner" else None)
+    if mode.startswith("dion"):  # dion_{owner,lowrank} (DDP), dion_fsdp2_{owner,lowrank}
+        from optimlab.distributed import distribute
+
+        group = None if "fsdp2" in mode else dist.group.WORLD
+        opt = optimlab.create([{"params": ps, "role": "matrix"}], "dion", rank_fraction=rank_fraction,
+                              process_group=group)
+        distribute(opt, group, dion=mode.rsplit("_", 1)[1])
+    else:
+        opt = optimlab.create([{"params": ps, "role": "matrix"}], "muon",
+                              process_group=dist.group.WORLD if mode == "owner" else None)
     times = []
     for s in range(steps + 1):
         for p, g in zip(ps, gs):
@@ -99,11 +109,12 @@ def _worker(rank: int, world: int, tmp: str, mode: str, d: int, layers: int, ste
     dist.destroy_process_group()
 
 
-def run_mode(mode: str, world: int, d: int, layers: int, steps: int) -> list[dict]:
+def run_mode(mode: str, world: int, d: int, layers: int, steps: int, rank_fraction: float = 0.25) -> list[dict]:
     import torch.multiprocessing as mp
 
     tmp = tempfile.mkdtemp()
-    mp.start_processes(_worker, args=(world, tmp, mode, d, layers, steps), nprocs=world, start_method="spawn")
+    mp.start_processes(_worker, args=(world, tmp, mode, d, layers, steps, rank_fraction), nprocs=world,
+                       start_method="spawn")
     with open(f"{tmp}/out_{mode}_{world}.json") as f:
         return json.load(f)
 
@@ -148,6 +159,52 @@ def project(shapes: list[tuple[int, int]], cost: dict, world: int, bandwidth: fl
             "fsdp2_comm_s": fsdp / bandwidth, "fsdp2_step_s": max(load) + fsdp / bandwidth}
 
 
+def dion_bytes(shapes: list[tuple[int, int]], world: int, fraction: float) -> dict:
+    """Analytic bytes per rank and step (fp32, rank 0): Dion's low-rank mode (the other ranks' P row blocks,
+    R's all-reduce as reduce-scatter + all-gather of row blocks, three float64 maxima per matrix) and the DDP
+    owner split (u, M and Q of the matrices a rank does not own)."""
+    from optimlab.distributed import assign_owners, matrix_flops
+    from optimlab.distributed.dion import even_blocks
+    from optimlab.transforms.lowrank import dion_rank
+
+    low = 0
+    for m, n in shapes:
+        r = dion_rank(torch.Size((m, n)), fraction)
+        blocks, nb = even_blocks(m, world), even_blocks(n, world)
+        low += sum((hi - lo) * r * 4 for q, (lo, hi) in enumerate(blocks) if q) + (world - 1) * 24
+        low += (world - 1) * (nb[0][1] - nb[0][0]) * r * 4 + sum((hi - lo) * r * 4 for lo, hi in nb[1:])
+    owners = assign_owners([matrix_flops((m, n), "power_iteration", rank=dion_rank(torch.Size((m, n)), fraction))
+                            for m, n in shapes], world)
+    own = max(sum((2 * m * n + n * dion_rank(torch.Size((m, n)), fraction)) * 4 + 8
+                  for (m, n), o in zip(shapes, owners) if o != q) for q in range(world))
+    return {"lowrank": low, "owner": own}
+
+
+def dion_compare(a: argparse.Namespace, report: dict) -> None:
+    """Dion's bytes and step time, owner split vs the paper's low-rank power iteration, DDP and FSDP2."""
+    shapes = gpt_shapes(a.d, a.layers)
+    print(f"\nDion (rank_fraction {a.dion_rank_fraction}): bytes received per rank per step")
+    print(f"{'mode':<20}{'N':>3}{'step s':>10}{'MiB recv':>10}{'needed MiB':>12}{'lowrank/owner':>15}"
+          f"{'analytic':>10}")
+    rows = []
+    for world in [n for n in a.nprocs if n > 1]:
+        est = dion_bytes(shapes, world, a.dion_rank_fraction)
+        got = {}
+        for mode in ("dion_owner", "dion_lowrank", "dion_fsdp2_owner", "dion_fsdp2_lowrank"):
+            res = run_mode(mode, world, a.d, a.layers, a.steps, a.dion_rank_fraction)
+            step = max(r["median_s"] for r in res)
+            recv, need = max(r["bytes"] for r in res), max(r["needed"] for r in res)
+            got[mode] = need
+            ratio = ""
+            if mode.endswith("lowrank"):
+                ratio = f"{need / got[mode.replace('lowrank', 'owner')]:.3f}"
+            analytic = f"{est['lowrank'] / est['owner']:.3f}" if mode == "dion_lowrank" else ""
+            rows.append({"mode": mode, "world": world, "step_s": step, "bytes": recv, "needed": need})
+            print(f"{mode:<20}{world:>3}{step:>10.3f}{recv / 2**20:>10.2f}{need / 2**20:>12.2f}{ratio:>15}"
+                  f"{analytic:>10}")
+    report["dion"] = {"rank_fraction": a.dion_rank_fraction, "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nprocs", type=int, nargs="+", default=[1, 2, 4])
@@ -164,6 +221,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gloo-gbs", type=float, default=None, help="gloo bandwidth for the CPU projection "
                     "(default: measured by the owner runs)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--dion", action="store_true", help="also compare Dion's owner split with its low-rank mode")
+    ap.add_argument("--dion-rank-fraction", type=float, default=0.25)
     a = ap.parse_args(argv)
     from optimlab.distributed import assign_owners, matrix_flops
 
@@ -198,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
             speed = f"{base[world] / step:.2f}" if world in base else "-"
             print(f"{mode:<10}{world:>3}{step:>10.3f}{speed:>10}{recv / 2**20:>10.2f}{ratio:>10}"
                   f"{share:>14.3f}{1 / world + 0.1:>9.3f}")
+    if a.dion:
+        dion_compare(a, report)
     cpu_cost = {s: ns_cost(s) for s in set(shapes)}
     gbs = a.gloo_gbs or next((r["gloo_gbs"] for r in report["measured"] if r.get("gloo_gbs")), 1.0)
     report["cpu_cost_s"] = {f"{s[0]}x{s[1]}": c for s, c in cpu_cost.items()}

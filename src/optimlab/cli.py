@@ -163,8 +163,15 @@ def _run(args: argparse.Namespace) -> int:
     from .lab.stats import fmt_value
 
     hp = parse_optimizer_hparams(args.hp, [args.optimizer])[args.optimizer]
-    res = run(args.task, args.optimizer, hparams=hp or None, seed=args.seed, steps=args.steps,
-              task_options=_pairs(args.option, "--option"), store=args.db, **_runner_kwargs(args))
+    if args.nproc is not None:  # DDP on N CPU processes (gloo); rank 0 writes the store
+        from .lab.distributed_run import run_distributed
+
+        res = run_distributed(args.task, args.optimizer, nproc=args.nproc, hparams=hp or None, seed=args.seed,
+                              steps=args.steps, task_options=_pairs(args.option, "--option"), store=args.db,
+                              **_runner_kwargs(args))
+    else:
+        res = run(args.task, args.optimizer, hparams=hp or None, seed=args.seed, steps=args.steps,
+                  task_options=_pairs(args.option, "--option"), store=args.db, **_runner_kwargs(args))
     print(f"run {res.run_id}: {res.task} × {res.optimizer} seed {res.seed} — {res.status}"
           + (" (from the store)" if res.cached else ""))
     for k, v in res.final.items():
@@ -270,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--optimizer", required=True)
     r.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help=hp_help)
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--nproc", type=int, default=None, help="train with DDP on N CPU processes (gloo; rank 0 "
+                   "writes the store; the batch is split over them; see docs/distributed.md)")
     r.set_defaults(func=_run)
     c = sub.add_parser("compare", parents=[common, runner], help="optimizers × seeds on one task, as a table")
     c.add_argument("--optimizers", required=True, help="comma-separated names")

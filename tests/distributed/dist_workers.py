@@ -15,8 +15,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-PG_TIMEOUT = 30.0  # seconds: the process group's own timeout
-STEP_TIMEOUT = 10.0  # seconds: the optimizer's collective timeout in tests
+PG_TIMEOUT = 120.0  # seconds: the process group's own timeout (generous: 4 processes on 2 loaded cores)
+STEP_TIMEOUT = 60.0  # seconds: the optimizer's collective timeout in tests (the failure tests set their own)
 
 
 def _entry(rank: int, fn, world: int, tmp: str, args: tuple) -> None:
@@ -47,7 +47,7 @@ def _any_error(out) -> bool:
     return False
 
 
-def launch(fn, world: int, tmp, *args, timeout: float = 90.0) -> list:
+def launch(fn, world: int, tmp, *args, timeout: float = 300.0) -> list:
     """Run ``fn(rank, world, tmp, *args)`` on ``world`` processes; each one's return value (or error dict)."""
     tmp = str(tmp)
     for name in os.listdir(tmp):
@@ -101,16 +101,30 @@ def loss_of(model, x, y):
 
 
 def train(model, opt, steps: int, start: int = 0, rows: slice = slice(None), scale: float = 1.0):
+    hvp = "hvp" in opt.recipe.needs  # Hessian-vector products: the closure keeps the gradients' graph
     for s in range(start, start + steps):
         x, y = batch(s, rows)
         opt.zero_grad(set_to_none=True)
 
         def closure():
             opt.zero_grad(set_to_none=True)
-            loss = loss_of(model, x, y) * scale
-            loss.backward()
+            if hvp:  # the fused CPU attention kernels have no double backward; the math one has
+                from torch.nn.attention import SDPBackend, sdpa_kernel
+
+                with sdpa_kernel([SDPBackend.MATH]):
+                    loss = loss_of(model, x, y) * scale
+            else:
+                loss = loss_of(model, x, y) * scale
+            loss.backward(create_graph=hvp)
             return loss
 
+        def outputs():  # the logits, for recipes that take JVPs of the outputs (double backward: math SDPA)
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            with sdpa_kernel([SDPBackend.MATH]):
+                return model(x)
+
+        closure.outputs = outputs
         opt.step(closure)
     return model
 
@@ -139,10 +153,33 @@ def state_of(opt) -> dict:
     return out
 
 
-def make_opt(model, name: str, group=None):
-    import optimlab
+#: test names for optimizer variants: name -> (registered name, hyperparameters, Dion's distributed mode)
+VARIANTS = {
+    "dion_lowrank": ("dion", {"rank_fraction": 0.25}, "lowrank"),  # the paper's sharded power iteration
+    "dion_lowrank_full": ("dion", {}, "lowrank"),  # at the registered rank_fraction 1.0
+    "dion_owner": ("dion", {"rank_fraction": 0.25}, "owner"),  # the same rank, whole matrices on owners
+    # the ghosts-of-softmax controller: its step is taken in the post-pass (finish hooks), after a JVP of the
+    # closure's outputs; under DDP with closure="global" (every rank's closure sees the same batch here)
+    "safe_radius_adam": ("safe_radius:adam", {"lr": 0.01}, "global"),
+}
 
-    return optimlab.create(model, name, process_group=group)
+
+def make_opt(model, name: str, group=None):
+    """The optimizer ``name`` (or a :data:`VARIANTS` entry) over ``model``; distributed over ``group`` (DDP) or
+    the DTensor mesh. Dion runs its owner mode (bit-identical to one process) unless a variant says otherwise."""
+    import optimlab
+    from optimlab.distributed import distribute
+
+    name, kw, mode = VARIANTS.get(name, (name, {}, "owner"))
+    if name.startswith("safe_radius:"):
+        from optimlab.optimizers.ghosts import safe_radius
+
+        opt = optimlab.create(model, safe_radius(name.split(":", 1)[1]), **kw)
+        return opt if group is None else distribute(opt, group, closure=mode)
+    opt = optimlab.create(model, name, process_group=group, **kw)
+    if name == "dion" and opt._distributed is not None and mode != "lowrank":
+        distribute(opt, group, dion=mode)
+    return opt
 
 
 # -- workers ------------------------------------------------------------------------------------------
@@ -265,31 +302,41 @@ def w_mismatch(rank: int, world: int, tmp: str, cases: list) -> dict:
     return out
 
 
-def fsdp_model(seed: int = 0):
+def fsdp_model(seed: int = 0, hsdp: bool = False):
+    """The tiny GPT under FSDP2: 1-D mesh, or (``hsdp``) a 2-D (replicate=2, shard=world/2) mesh (HSDP)."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
     model = tiny_gpt(seed)
-    mesh = init_device_mesh("cpu", (dist.get_world_size(),))
+    world = dist.get_world_size()
+    mesh = init_device_mesh("cpu", (2, world // 2), mesh_dim_names=("replicate", "shard")) if hsdp else \
+        init_device_mesh("cpu", (world,))
     for block in model.blocks:
         fully_shard(block, mesh=mesh)
     fully_shard(model, mesh=mesh)
     return model
 
 
-def w_fsdp(rank: int, world: int, tmp: str, names: list, steps: int, refusing: tuple = ()) -> dict:
+def w_fsdp(rank: int, world: int, tmp: str, names: list, steps: int, refusing: tuple = (), hsdp: bool = False
+           ) -> dict:
     """FSDP2 runs in which only rank 0's loss counts (the others' is multiplied by 0): the reduce-scatter
-    then sums g + 0 + ... exactly, and the gradient is g / world (a power of two: exact)."""
+    then sums g + 0 + ... exactly, and the gradient is g / world (a power of two: exact). ``hsdp``: on a 2-D
+    replicate × shard mesh (the gradient is still g / world: all-reduced over the replicas)."""
     out = {}
     for name in names:
-        model = fsdp_model(0)
+        model = fsdp_model(0, hsdp)
         opt = make_opt(model, name)  # DTensor parameters: detected, no process group needed
         opt._distributed.comm.timeout = STEP_TIMEOUT
+        torch.manual_seed(7)  # recipes that draw from torch's global generator draw the same on every rank
         log = record_owner_calls(model)
-        train(model, opt, steps, scale=1.0 if rank == 0 else 0.0)
+        try:
+            train(model, opt, steps, scale=1.0 if rank == 0 else 0.0)
+        except Exception as err:  # reported per optimizer
+            out[name] = {"failed": f"{type(err).__name__}: {err}"}
+            continue
         ex = opt._distributed
         out[name] = {"params": params_of(model), "state": state_of(opt), "calls": ex.matrix_calls, "log": log,
-                     "bytes": ex.comm.bytes_received, "mode": ex.mode}
+                     "bytes": ex.comm.bytes_received, "needed": ex.comm.bytes_needed, "mode": ex.mode}
     refused = {}
     model = fsdp_model(0)
     for name in refusing:  # refused at construction, on every rank, with the reason
@@ -303,12 +350,28 @@ def w_fsdp(rank: int, world: int, tmp: str, names: list, steps: int, refusing: t
 
 
 def w_registry(rank: int, world: int, tmp: str, names: list, steps: int) -> dict:
-    """Every optimizer in ``names`` for ``steps`` under DDP (process group given): final parameters."""
+    """Every optimizer in ``names`` for ``steps`` under DDP (process group given): final parameters. A recipe
+    refused with per-rank closures (``closure="local"``, the default) is recorded with its reason, then run
+    with ``closure="global"`` (true here: every rank's closure computes the same batch)."""
+    import optimlab
+    from optimlab.distributed import distribute
+
     out = {}
     for name in names:
         model = tiny_gpt(0)
-        opt = make_opt(model, name, dist.group.WORLD)
+        entry = {}
+        try:
+            opt = make_opt(model, name, dist.group.WORLD)
+        except ValueError as err:  # refused at construction, with the reason
+            entry["refused"] = str(err)
+            opt = distribute(optimlab.create(model, name), dist.group.WORLD, closure="global")
         opt._distributed.comm.timeout = STEP_TIMEOUT
-        train(model, opt, steps)
-        out[name] = params_of(model)
+        torch.manual_seed(7)  # recipes that draw from torch's global generator draw the same on every rank
+        try:
+            train(model, opt, steps)
+        except Exception as err:  # reported per optimizer (the same error on every rank: no collective hangs)
+            entry["failed"] = f"{type(err).__name__}: {err}"
+        else:
+            entry["params"] = params_of(model)
+        out[name] = entry
     return out

@@ -21,7 +21,7 @@ def _same(a: dict, b: dict, what: str) -> None:
         assert torch.equal(a[k], b[k]), f"{what}: {k} differs by {(a[k] - b[k]).abs().max().item():.3g}"
 
 
-@pytest.mark.timeout(200)
+@pytest.mark.timeout(720)
 @pytest.mark.parametrize("fsdp", [pytest.param(False, marks=pytest.mark.slow), True], ids=["ddp", "fsdp2"])
 def test_dcp_save_on_four_load_on_two_and_one(tmp_path, fsdp):
     # saved by 4 DDP processes (replicated state) or 4 FSDP2 processes (DTensor state, resharded by DCP);

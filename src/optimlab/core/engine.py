@@ -312,6 +312,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         if self._distributed is not None:  # agree with the other ranks, then owner-split / sharded chains
             if not self._distributed.refuse(work, found, lambda: self._undo(buckets, created), ctx):
                 self._distributed.run(buckets, fused)
+                if any(c.finishes for c, _ in buckets):  # the post-pass, as in one process (DDP: whole params)
+                    ctx.finish(buckets)
             return ctx.loss if values_only else loss
         later = []
         for chain, b in buckets:

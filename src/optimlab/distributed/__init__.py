@@ -1,9 +1,13 @@
 """Distributed training on ``torch.distributed``: DDP owner-split, FSDP2 / DTensor repartition, DCP checkpoints.
 
 * :func:`distribute` (or ``create(..., process_group=pg)``): replicated parameters (DDP), opt-in;
-* DTensor parameters (FSDP2 ``fully_shard``) are detected at construction;
+* DTensor parameters (FSDP2 ``fully_shard``, 1-D mesh, or HSDP's 2-D replicate × shard mesh) are detected at
+  construction;
+* Dion runs its paper's sharded power iteration (:mod:`.dion`: small all-gathers of ``P`` and ``R``) unless
+  ``dion="owner"``;
 * :mod:`.checkpoint`: ``torch.distributed.checkpoint`` save / load, resharding to another world size;
-* :func:`refusal`: why a registered optimizer cannot run on sharded parameters (None when it can).
+* :func:`refusal`: why a registered optimizer cannot run on sharded parameters, or under DDP with per-rank
+  closures (None when it can).
 
 See docs/distributed.md.
 """
@@ -14,7 +18,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .capability import check_fsdp, fsdp_refusal
+from .capability import check_fsdp, ddp_refusal, fsdp_refusal
 from .comm import DistributedStepError
 from .owners import assign_owners, matrix_flops
 from .runtime import Distributed
@@ -32,17 +36,24 @@ def is_sharded(p: Tensor) -> bool:
     return isinstance(p, DTensor)
 
 
-def refusal(name: str) -> str | None:
-    """Why the registered optimizer ``name`` cannot run on FSDP2-sharded parameters (None: it can).
-    Every registered optimizer runs under DDP."""
+def refusal(name: str, mode: str = "fsdp") -> str | None:
+    """Why the registered optimizer ``name`` cannot run on FSDP2-sharded parameters (``mode="fsdp"``) or on
+    replicated ones with per-rank closures (``mode="ddp"``; every recipe runs under DDP with
+    ``closure="global"``). None: it can."""
     from ..core.registry import get_recipe
 
     recipe = get_recipe(name)
+    if mode == "ddp":
+        return ddp_refusal(recipe, "local")
     return fsdp_refusal(recipe, ["matrix", "embedding", "head", "vector"])
 
 
-def attach(opt: Any, group: Any = None, *, timeout: float = 300.0, bucket_cap_mb: float = 32.0) -> Distributed:
+def attach(opt: Any, group: Any = None, *, timeout: float = 300.0, bucket_cap_mb: float = 32.0,
+           dion: str = "lowrank", closure: str = "local") -> Distributed:
     """The executor for ``opt``: sharded (FSDP2) when its parameters are DTensors, else replicated (DDP)."""
+    if closure not in ("local", "global"):
+        raise ValueError(f"{opt.name}: closure must be 'local' (each rank's closure sees its own batch) or "
+                         f"'global' (every rank's closure returns the global quantity), got {closure!r}")
     params = [p for g in opt.param_groups for p in g["params"]]
     sharded = [is_sharded(p) for p in params]
     if any(sharded):
@@ -52,16 +63,26 @@ def attach(opt: Any, group: Any = None, *, timeout: float = 300.0, bucket_cap_mb
         check_fsdp(opt.recipe, sorted({g["role"] for g in opt.param_groups}))
         from .sharded import ShardedStep
 
-        return ShardedStep(opt, group, timeout=timeout, bucket_cap_mb=bucket_cap_mb)
+        return ShardedStep(opt, group, timeout=timeout, bucket_cap_mb=bucket_cap_mb, dion=dion)
+    why = ddp_refusal(opt.recipe, closure)
+    if why is not None:
+        raise ValueError(f"{opt.name}: cannot run distributed over replicated parameters (DDP): {why}; see "
+                         f"docs/distributed.md")
     from .replicated import ReplicatedStep
 
-    return ReplicatedStep(opt, group, timeout=timeout, bucket_cap_mb=bucket_cap_mb)
+    return ReplicatedStep(opt, group, timeout=timeout, bucket_cap_mb=bucket_cap_mb, dion=dion)
 
 
-def distribute(opt: Any, group: Any = None, *, timeout: float = 300.0, bucket_cap_mb: float = 32.0) -> Any:
+def distribute(opt: Any, group: Any = None, *, timeout: float = 300.0, bucket_cap_mb: float = 32.0,
+               dion: str = "lowrank", closure: str = "local") -> Any:
     """Make ``opt`` (a ChainOptimizer) split its whole-matrix work over the ranks of ``group`` (None: the
-    default group). A collective: every rank must call it. ``timeout``: seconds any collective of a step may
-    wait before :class:`DistributedStepError`; ``bucket_cap_mb``: the most bytes a rank receives per
-    all-gather round. Returns ``opt``."""
-    opt._distributed = attach(opt, group, timeout=timeout, bucket_cap_mb=bucket_cap_mb)
+    default group, or the mesh's for DTensor parameters). A collective: every rank must call it. ``timeout``:
+    seconds any collective of a step may wait before :class:`DistributedStepError`; ``bucket_cap_mb``: the most
+    bytes a rank receives per all-gather round; ``dion``: ``"lowrank"`` (default: Dion's power iteration on
+    row blocks with small all-gathers, as its paper intends; not bit-identical to one process, see
+    :mod:`.dion`) or ``"owner"`` (whole matrices on owner ranks like Muon; bit-identical); ``closure``:
+    ``"local"`` (default: each rank's closure sees its own batch; recipes that need HVPs, JVPs, loss values at
+    perturbed points or re-evaluations are then refused under DDP) or ``"global"`` (every rank's closure
+    returns the global quantity: the same batch everywhere, or a closure that all-reduces). Returns ``opt``."""
+    opt._distributed = attach(opt, group, timeout=timeout, bucket_cap_mb=bucket_cap_mb, dion=dion, closure=closure)
     return opt

@@ -27,11 +27,12 @@ from ..transforms import (AdaGradNormStep, AdamaxMoments, AdamMoments, CoupledDe
                           HeavyBall, LionSign, Orthogonalize, ScaleByShape, SchattenMap, Sign)
 from ..transforms.classic import AdaGradScale, RMSPropScale
 from ..transforms.extrapolation import SecantCorrection
+from ..transforms.fisher import MFac, ScaledFactor
 from ..transforms.polyak import EnergyAdaptive
 from ..transforms.schedule_free import ScheduleFree, SecondMomentNormalize
 from .owners import matrix_flops
 
-__all__ = ["OWNER", "ELEMENTWISE", "SHAPE_ONLY", "GRAD_READERS", "owner_index", "owner_segment", "segment_cost", "unit_cost", "fsdp_refusal", "check_fsdp"]
+__all__ = ["CLOSURE_NEEDS", "ddp_refusal", "OWNER", "ELEMENTWISE", "SHAPE_ONLY", "GRAD_READERS", "owner_index", "owner_segment", "segment_cost", "unit_cost", "fsdp_refusal", "check_fsdp"]
 
 
 def _ns_cost(shape: Any, g: dict) -> float:
@@ -63,11 +64,11 @@ ELEMENTWISE: tuple[type, ...] = (AdamMoments, AdamaxMoments, HeavyBall, EMAMomen
 
 #: transforms that read the raw gradient (not only the update): under FSDP2 the gradient shards travel to the
 #: owner with the update when one of them is in a chain's whole-matrix segment
-GRAD_READERS: tuple[type, ...] = (AdaGradNormStep, EnergyAdaptive)
+GRAD_READERS: tuple[type, ...] = (AdaGradNormStep, EnergyAdaptive, MFac)
 
 #: transforms that read parameter *values* in a whole-matrix segment: refused under FSDP2 (the owner holds the
 #: update and state of a matrix, not the matrix itself)
-PARAM_READERS: tuple[type, ...] = (SecantCorrection,)
+PARAM_READERS: tuple[type, ...] = (SecantCorrection, ScaledFactor)
 
 #: elementwise transforms that read their parameters' *shape* (not values): on local shards they are given the
 #: global shape (the DTensor parameters) and their per-parameter scale is applied to the shards
@@ -110,7 +111,7 @@ def unit_cost(t: Transform, shape: Any, group: dict) -> float:
 
 def fsdp_refusal(recipe: Recipe, roles: list[str]) -> str | None:
     """Why ``recipe`` cannot run on FSDP2-sharded parameters of these roles (None: it can)."""
-    bad = sorted(recipe.needs & {"global", "reevaluate", "hvp"})
+    bad = sorted(recipe.needs & {"global", "reevaluate", "hvp", "value", "jvp"})
     if bad:
         return f"it needs {bad} (reductions / re-evaluations over whole parameters, not local shards)"
     for role in roles:
@@ -128,6 +129,25 @@ def fsdp_refusal(recipe: Recipe, roles: list[str]) -> str | None:
             return (f"its {role!r} chain ({chain}) applies the update in {chain.transforms[-1].name!r}, which "
                     f"is not elementwise (it needs the whole matrix where the parameter's shards live)")
     return None
+
+
+#: needs whose values come from the closure beyond its first loss: Hessian-vector / Jacobian-vector products,
+#: loss values at perturbed points (zeroth order), re-evaluations (their losses, and gradients when the closure
+#: does not go through DDP). Each rank's closure sees its own batch and DDP all-reduces none of these.
+CLOSURE_NEEDS = frozenset({"hvp", "jvp", "value", "reevaluate"})
+
+
+def ddp_refusal(recipe: Recipe, closure: str) -> str | None:
+    """Why ``recipe`` cannot run on replicated parameters with per-rank closures (None: it can)."""
+    bad = sorted(recipe.needs & CLOSURE_NEEDS)
+    if closure == "global" or not bad:
+        return None
+    return (f"it needs {bad} from the closure: each rank's closure sees its own batch and DDP all-reduces none "
+            f"of these (double-backward products, loss values at perturbed points, re-evaluated losses), so the "
+            f"replicas would diverge. If every rank's closure computes the global quantity (the same batch on "
+            f"every rank, or a closure that all-reduces what it returns), say so: "
+            f"optimlab.distributed.distribute(opt, group, closure='global') on an optimizer created without "
+            f"process_group")
 
 
 def check_fsdp(recipe: Recipe, roles: list[str]) -> None:

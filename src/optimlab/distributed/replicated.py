@@ -25,9 +25,10 @@ import torch
 from torch import Tensor
 
 from ..core.transform import Bucket
-from ..transforms import Orthogonalize
+from ..transforms import DionLowRank, Orthogonalize
 from .capability import owner_index, unit_cost
 from .comm import as_bytes, from_bytes, padded
+from .dion import DionJob, dion_steps, even_blocks
 from .owners import assign_owners
 from .runtime import Distributed
 
@@ -98,12 +99,16 @@ class ReplicatedStep(Distributed):
     mode = "replicated"
 
     def plan(self, jobs: list[tuple[Any, Bucket]]) -> tuple[list[tuple[Any, Bucket]], list[_Job]]:
-        """(local jobs, owner-split jobs with their owners set)."""
+        """(local jobs, owner-split jobs with their owners set); Dion's low-rank jobs in ``self.lowrank``."""
         local, split, costs = [], [], []
+        self.lowrank = []
         for chain, b in jobs:
             k = owner_index(chain)
             if k is None or self.world == 1:
                 local.append((chain, b))
+                continue
+            if self.dion == "lowrank" and type(chain.transforms[k]) is DionLowRank:
+                self.lowrank.append((chain, b, k))
                 continue
             job = _Job(chain, b, k)
             split.append(job)
@@ -121,6 +126,8 @@ class ReplicatedStep(Distributed):
         local, split = self.plan(jobs)
         for chain, b in local:
             chain.step(b, fused=fused)
+        if self.lowrank:
+            self._lowrank()
         if not split:
             return
         for job in split:  # 1-2: local prefix, then the owned matrices as one stack
@@ -137,6 +144,27 @@ class ReplicatedStep(Distributed):
         self._exchange(split)
         for job in split:  # 4: local suffix and apply
             finish(job.chain, job.b, job.k + 1)
+
+    def _lowrank(self) -> None:
+        """Dion as its paper intends (:mod:`.dion`): partial products on this rank's virtual block of rows,
+        small all-gathers of ``P`` and ``R``, then every rank finishes the whole matrices (state replicated)."""
+        jobs = []
+        for chain, b, k in self.lowrank:
+            for t in chain.transforms[:k]:
+                t.update(b)
+            t = chain.transforms[k]
+            shape = b.params[0].shape
+            blocks = even_blocks(shape[0], self.world)
+            jobs.append(DionJob(t, b.group, b.updates, b.state(t, "momentum_buffer"), b.state(t, "Q"), blocks,
+                                blocks[self.rank], shape, b.params[0].dtype))
+            lo, hi = blocks[self.rank]
+            self.matrix_calls += len(b.params) if hi > lo else 0
+        dion_steps(self.comm, jobs)
+        for (chain, b, k), job in zip(self.lowrank, jobs):
+            b.set_updates(job.result, owned=True)
+            rows, cols = job.m, job.n
+            b.scale_by([math.sqrt(rows / cols)] * len(b.params))
+            finish(chain, b, k + 1)
 
     def _exchange(self, split: list[_Job]) -> None:
         """3: pack this rank's results, all-gather every rank's payload, unpack the others' into place."""

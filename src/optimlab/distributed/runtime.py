@@ -60,9 +60,16 @@ class Distributed:
 
     mode = "base"
 
-    def __init__(self, opt: Any, group: Any = None, *, timeout: float = 300.0, bucket_cap_mb: float = 32.0):
+    def __init__(self, opt: Any, group: Any = None, *, timeout: float = 300.0, bucket_cap_mb: float = 32.0,
+                 dion: str = "lowrank", check_group: Any = None):
+        if dion not in ("lowrank", "owner"):
+            raise ValueError(f"{opt.name}: dion must be 'lowrank' (the paper's sharded power iteration) or 'owner' "
+                             f"(whole matrices on owner ranks, bit-identical to one process), got {dion!r}")
         self.opt = opt
+        self.dion = dion
         self.comm = Comm(opt.name, group, timeout, bucket_cap_mb)
+        # the ranks that must agree on settings: the work group, or a wider one (HSDP: the whole mesh)
+        self.check_comm = self.comm if check_group is None else Comm(opt.name, check_group, timeout, bucket_cap_mb)
         self.matrix_calls = 0  # whole-matrix units this rank computed (tests count them)
         self.check_settings([])
 
@@ -81,26 +88,28 @@ class Distributed:
         keys = list(parts)
         bits = torch.tensor([loss], dtype=torch.float64).view(torch.int64)
         mine = torch.cat([torch.tensor([_hash(parts[k]) for k in keys] + [int(bad)], dtype=torch.int64), bits])
-        everyone = self.comm.all_gather(mine, "settings check (all-gather)")
+        self.check_comm.timeout = self.comm.timeout
+        everyone = self.check_comm.all_gather(mine, "settings check (all-gather)")
         differ = [k for i, k in enumerate(keys) if bool((everyone[:, i] != everyone[0, i]).any())]
         if differ:
             self._mismatch(parts, differ[0], everyone[:, keys.index(differ[0])].tolist())
         losses = everyone[:, -1].contiguous().view(torch.float64).tolist()
+        n = self.check_comm.world
         total = 0.0
         for x in losses:
             total += x
-        return [r for r in range(self.world) if int(everyone[r, -2])], total / self.world
+        return [r for r in range(n) if int(everyone[r, -2])], total / n
 
     def _mismatch(self, parts: dict[str, list[str]], key: str, hashes: list[int]) -> None:
         # every rank saw the same hashes, so every rank is here: the object all-gather cannot hang
-        lines: list[Any] = [None] * self.world
-        dist.all_gather_object(lines, parts[key], group=self.comm.group)
-        other = next(r for r in range(self.world) if hashes[r] != hashes[0])
+        lines: list[Any] = [None] * self.check_comm.world
+        dist.all_gather_object(lines, parts[key], group=self.check_comm.group)
+        other = next(r for r in range(len(hashes)) if hashes[r] != hashes[0])
         a, b = lines[0], lines[other]
         detail = next((f"rank 0 has {x!r}, rank {other} has {y!r}" for x, y in zip(a, b) if x != y),
                       f"rank 0 has {len(a)} entries, rank {other} has {len(b)}")
         raise ValueError(f"{self.opt.name}: optimizer {key} differ across ranks (ranks "
-                         f"{[r for r in range(self.world) if hashes[r] != hashes[0]]} differ from rank 0): {detail}. "
+                         f"{[r for r in range(len(hashes)) if hashes[r] != hashes[0]]} differ from rank 0): {detail}. "
                          f"Every rank must build the optimizer with the same settings over the same parameters "
                          f"and step with gradients for the same parameters")
 

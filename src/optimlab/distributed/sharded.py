@@ -27,58 +27,16 @@ import torch
 from torch import Tensor
 
 from ..core.transform import Bucket
-from .capability import GRAD_READERS, SHAPE_ONLY, owner_segment, segment_cost
+from .capability import GRAD_READERS, owner_segment, segment_cost
 from .comm import as_bytes, from_bytes, padded
+from .dion import DionJob, dion_steps, is_dion_segment
 from .owners import assign_owners
 from .replicated import wire_dtype
 from .runtime import Distributed
+from .shards import local as _local
+from .shards import local_bucket, replicated as _replicated, run_local, shard_dim, whole_mesh_group, write_back
 
 __all__ = ["ShardedStep"]
-
-
-def _local(t: Any) -> Tensor:
-    return t.to_local() if hasattr(t, "to_local") else t
-
-
-def local_bucket(b: Bucket) -> Bucket:
-    """``b`` on the local shards: local parameter views (in-place writes reach the DTensors), local gradients,
-    and per-parameter proxy state dicts of local tensors (:func:`write_back` returns what changed)."""
-    states = [{k: _local(v) for k, v in st.items()} for st in b.states]
-    lb = Bucket([_local(p) for p in b.params], [_local(g) for g in b.grads], states, b.steps, b.group)
-    lb.ctx = b.ctx
-    return lb
-
-
-def write_back(lb: Bucket, b: Bucket) -> None:
-    """Scalar state and replaced state tensors of the proxies back into the optimizer's state."""
-    for proxy, st in zip(lb.states, b.states):
-        for k, v in proxy.items():
-            old = st[k]
-            if not isinstance(v, Tensor):
-                st[k] = v
-            elif v is not _local(old):
-                _local(old).copy_(v)
-
-
-def run_local(chain: Any, lb: Bucket, b: Bucket, start: int, stop: int, *, apply: bool = False,
-              fused: bool = False) -> None:
-    """Transforms ``[start:stop]`` on the local shards (and the apply step when ``apply``); shape-reading
-    transforms see the global shapes (:data:`.capability.SHAPE_ONLY`)."""
-    if apply and fused and start == 0 and stop == len(chain.transforms) and chain.step_fused(lb):
-        return
-    for t in chain.transforms[start:stop]:
-        if isinstance(t, SHAPE_ONLY):
-            shim = Bucket(b.params, b.grads, b.states, b.steps, b.group)
-            t.update(shim)
-            if shim.scale is not None:
-                lb.scale_by(shim.scale)
-        else:
-            t.update(lb)
-    if apply:
-        if chain._apply is not None:
-            chain._apply(lb)
-        else:
-            lb.descend(lb.group["lr"])
 
 
 class _SegJob:
@@ -93,8 +51,11 @@ class _SegJob:
         prefixes = tuple(f"{t.name}." for t in chain.transforms[seg[0]:seg[1]])
         st = b.states[0]
         keys = sorted(k for k in st if k.startswith(prefixes))
-        self.sharded_keys = [k for k in keys if hasattr(st[k], "to_local")]
-        self.plain_keys = [k for k in keys if isinstance(st[k], Tensor) and not hasattr(st[k], "to_local")]
+        # sharded like the parameter: repartitioned with it; replicated DTensors (a Kronecker factor made with
+        # p.new_zeros) and plain tensors: the owner's values are sent back whole
+        self.sharded_keys = [k for k in keys if hasattr(st[k], "to_local") and not _replicated(st[k])]
+        self.plain_keys = [k for k in keys if isinstance(st[k], Tensor) and
+                           (not hasattr(st[k], "to_local") or _replicated(st[k]))]
         self.scalar_keys = [k for k in keys if not isinstance(st[k], Tensor)]
 
 
@@ -104,18 +65,15 @@ class ShardedStep(Distributed):
     mode = "sharded"
 
     def __init__(self, opt: Any, group: Any = None, **kw: Any):
-        from torch.distributed.tensor import Shard
-
         params = [p for g in opt.param_groups for p in g["params"]]
         mesh = params[0].device_mesh
-        for p in params:
-            if p.device_mesh != mesh or mesh.ndim != 1 or tuple(p.placements) != (Shard(0),):
-                raise ValueError(f"{opt.name}: sharded parameters must all be DTensors on one 1-D device mesh with "
-                                 f"placements (Shard(0),) (FSDP2's fully_shard default); got mesh {p.device_mesh} "
-                                 f"with placements {p.placements} for a parameter of shape {tuple(p.shape)} "
-                                 f"(HSDP / tensor-parallel layouts: see docs/distributed.md)")
+        self.shard_dim = shard_dim(mesh, params, opt.name)
         self.mesh = mesh
-        super().__init__(opt, group if group is not None else mesh.get_group(), **kw)
+        check = None
+        if mesh.ndim == 2 and group is None:  # HSDP: settings agree over the whole mesh, work in the shard dim
+            check = whole_mesh_group(mesh)
+        super().__init__(opt, group if group is not None else mesh.get_group(self.shard_dim), check_group=check,
+                         **kw)
         # metadata first: the rows every rank holds of every parameter (fixed for the optimizer's life)
         mine = torch.tensor([_local(p).shape[0] for p in params], dtype=torch.int64)
         rows = self.comm.all_gather(mine, "shard-layout exchange (all-gather)")
@@ -160,12 +118,17 @@ class ShardedStep(Distributed):
     def run(self, jobs: list[tuple[Any, Bucket]], fused: bool) -> None:
         segs: list[_SegJob] = []
         costs: list[float] = []
+        lowrank: list[tuple[Any, Bucket, Bucket, tuple[int, int]]] = []
         for chain, b in jobs:
             seg = owner_segment(chain)
             lb = local_bucket(b)
             if seg is None:  # elementwise: the local shards, no communication
                 run_local(chain, lb, b, 0, len(chain.transforms), apply=True, fused=fused)
                 write_back(lb, b)
+                continue
+            if self.dion == "lowrank" and is_dion_segment(chain, seg):
+                run_local(chain, lb, b, 0, seg[0])
+                lowrank.append((chain, b, lb, seg))
                 continue
             job = _SegJob(chain, b, lb, seg)
             for k in job.sharded_keys:
@@ -176,6 +139,8 @@ class ShardedStep(Distributed):
             run_local(chain, lb, b, 0, seg[0])
             segs.append(job)
             costs.extend(segment_cost(chain, seg, p.shape, b.group) for p in b.params)
+        if lowrank:
+            self._lowrank(lowrank)
         if not segs:
             return
         owners = assign_owners(costs, self.world)
@@ -193,6 +158,26 @@ class ShardedStep(Distributed):
         for job in segs:
             run_local(job.chain, job.lb, job.b, job.seg[1], len(job.chain.transforms), apply=True)
             write_back(job.lb, job.b)
+
+    def _lowrank(self, jobs: list[tuple[Any, Bucket, Bucket, tuple[int, int]]]) -> None:
+        """Dion as its paper intends (:mod:`.dion`): the power iteration on the local row shards with small
+        all-gathers of ``P`` row blocks and partial ``R``; no rank assembles a whole matrix."""
+        dj = []
+        for chain, b, lb, seg in jobs:
+            t, p = chain.transforms[seg[0]], b.params[0]
+            offs, rows = self._offsets(p), self.rows[id(p)]
+            if any(self.rows[id(q)] != rows for q in b.params):
+                raise RuntimeError(f"{self.opt.name}: same-shape parameters with different row splits")
+            blocks = [(o, o + n) for o, n in zip(offs, rows)]
+            dj.append(DionJob(t, b.group, lb.updates, lb.state(t, "momentum_buffer"), lb.state(t, "Q"), blocks,
+                              (0, rows[self.rank]), p.shape, p.dtype))
+            self.matrix_calls += len(b.params) if rows[self.rank] else 0
+        dion_steps(self.comm, dj)
+        for (chain, b, lb, seg), job in zip(jobs, dj):
+            lb.set_updates(job.result, owned=True)
+            lb.scale_by([math.sqrt(job.m / job.n)] * len(b.params))
+            run_local(chain, lb, b, seg[1], len(chain.transforms), apply=True)
+            write_back(lb, b)
 
     def _gather_to_owners(self, segs: list[_SegJob]) -> dict[tuple[int, int], dict[str, Tensor]]:
         """First all-to-all: every rank's shards of each parameter to its owner; the owner's whole tensors."""

@@ -56,8 +56,9 @@ from .tasks.base import derive_seed, preserve_global_rng
 __all__ = ["RunResult", "run", "summarize", "optimizer_state_bytes", "RUN_KEYS"]
 
 #: hyperparameters of the run rather than of the optimizer: the lr schedule (``lab.schedules``), the run a
-#: branch starts from (``lab.branch``), the adaptive batch size (``lab.batching``)
-RUN_KEYS = ("schedule", "branch_from", "batch_control")
+#: branch starts from (``lab.branch``), the adaptive batch size (``lab.batching``), the process count of
+#: ``optimlab run --nproc`` (``lab.distributed_run``)
+RUN_KEYS = ("schedule", "branch_from", "batch_control", "nproc")
 
 
 @dataclass
@@ -155,7 +156,7 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         checkpoint_every: int | None = None, threads: int = 1, progress: bool = False,
         resume: bool = True, nonfinite: str = "error", sharpness_every: int | None = None,
         restart: bool = False, on_step: Callable[[int, float], None] | None = None,
-        keep_checkpoint: bool = False, branch_from: int | None = None) -> RunResult:
+        keep_checkpoint: bool = False, branch_from: int | None = None, distributed: Any = None) -> RunResult:
     """Train ``optimizer`` on ``task`` for ``steps`` steps from ``seed`` and record the run.
 
     task, task_options: a task name and its options (:func:`optimlab.lab.tasks.get_task`).
@@ -194,6 +195,7 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
         run's hparams as ``branch_from``. Everything but the schedule must equal the parent's.
     hparams may also hold ``"batch_control": "norm_test(eta=0.5, start=2, max_mult=64)"``: each step averages
         the gradients of m task batches, m grown by the norm test (:mod:`optimlab.lab.batching`, AdAdaGrad).
+    distributed: the per-rank hook of :mod:`optimlab.lab.distributed_run` (``optimlab run --nproc N``).
 
     Unknown task or optimizer: ValueError naming it; bad hyperparameters: TypeError / ValueError
     from :func:`optimlab.create` -- all before anything is written to the store. A stored checkpoint
@@ -229,8 +231,10 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
     db, owned = _open_store(store)
     try:
         # Build and create first: a bad hyperparameter raises before a run row exists.
-        instance = task_obj.build(seed)
-        opt = optimlab.create(instance.model, optimizer, nonfinite=nonfinite, **instance.role_hints,
+        instance, extra = task_obj.build(seed), {}
+        if distributed is not None:  # this rank's share of each batch, the loss through DDP, process_group=
+            instance, extra = distributed.wrap(instance)
+        opt = optimlab.create(instance.model, optimizer, nonfinite=nonfinite, **instance.role_hints, **extra,
                               **{k: v for k, v in hparams.items() if k not in RUN_KEYS})
         if "outputs" in opt.recipe.needs and instance.model_batch(instance.model, instance.batch(0)) is None:
             raise ValueError(f"{optimizer} needs the model's outputs and targets (Gauss–Newton curvature), and task "
