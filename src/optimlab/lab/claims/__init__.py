@@ -54,6 +54,7 @@ from . import batch_size  # noqa: F401
 from . import proxies  # noqa: F401
 from . import precond_vs_tuned  # noqa: F401  (issue 12 proxy comparisons, helper "proxies")
 from . import symmetry_moe  # noqa: F401
+from . import sf_weight_decay  # noqa: F401
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 
