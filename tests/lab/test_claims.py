@@ -32,7 +32,10 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "pinn-conditioning-tracks-speed", "rmt-batch-hessian-lr-scaling", "adadagrad-rate",
                "adago-beats-muon-adamw", "auon-matches-muon", "root-beats-muon", "normuon-adamuon-beat-muon-adamw",
                "pion-matches-adamw", "mimuon-clion-generalization-gap", "sf-normuon-horizons",
-               "dion-advantage-grows-with-size"]
+               "dion-advantage-grows-with-size",
+               # helper "proxies": issue 12's proxy comparisons, issue 15's symmetry and SF-NorMuon leftovers
+               "shampoo-vs-tuned-adamw-muon", "soap-vs-tuned-adamw-muon", "psgd-kron-vs-tuned-adamw-muon",
+               "asgo-vs-tuned-adamw-muon", "symmetry-stack-moe-load-balance", "sf-normuon-wd-at-fast-iterate"]
 PENDING: list[str] = ["tngd-equals-ngd", "polynomial-preconditioning-krylov", "bayesian-filtering-newton-momentum",
                       "accelerated-inexact-second-order",
                       "bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",
