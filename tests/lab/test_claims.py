@@ -39,7 +39,10 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                # helper nharpg (issue 12: N-HARPG, cross-fitting)
                "harpg-transport-error", "cross-fit-adamw-digits", "bayesian-filtering-newton-momentum",
                # issue 15, helper wp5a
-               "model-based-moreau-rate", "subgm-robust-recovery", "relu-convex-gold-standard"]
+               "model-based-moreau-rate", "subgm-robust-recovery", "relu-convex-gold-standard",
+               # helper "proxies": issue 12's proxy comparisons, issue 15's symmetry and SF-NorMuon leftovers
+               "shampoo-vs-tuned-adamw-muon", "soap-vs-tuned-adamw-muon", "psgd-kron-vs-tuned-adamw-muon",
+               "asgo-vs-tuned-adamw-muon", "symmetry-stack-moe-load-balance", "sf-normuon-wd-at-fast-iterate"]
 PENDING: list[str] = ["polynomial-preconditioning-krylov", "accelerated-inexact-second-order",
                       "bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",
                       "moreau-blo-stationarity", "stableun-relearning", "uno-unlearning-speed", "rogo-vs-gpm",

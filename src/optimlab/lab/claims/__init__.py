@@ -56,6 +56,9 @@ from . import proxies  # noqa: F401
 from . import ntk_depth, group_words, tubal, curl, drift  # noqa: F401  (issue 15, tasks and diagnostics)
 from . import policy_gradient, cross_fit, filtered_newton  # noqa: F401  (N-HARPG; cross-fitting; filtered Newton)
 from . import model_based, robust_recovery, relu_convex  # noqa: F401  (issue 15, helper wp5a)
+from . import precond_vs_tuned  # noqa: F401  (issue 12 proxy comparisons, helper "proxies")
+from . import symmetry_moe  # noqa: F401
+from . import sf_weight_decay  # noqa: F401
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 
