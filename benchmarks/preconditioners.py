@@ -114,14 +114,19 @@ def bench_methods(d: int, threads: list[int], rounds: int, only: list[str] | Non
         for th in threads:
             torch.set_num_threads(th)
             times = {w: [] for w in runs}
-            for r in range(rounds + 1):
-                for w, (opt, ps, grads) in runs.items():
-                    t0 = time.perf_counter()
-                    for _ in range(10):
+            order = list(runs)
+            for r in range(rounds + 1):  # round 0: warm-up, not reported
+                acc = dict.fromkeys(runs, 0.0)
+                for s in range(10):  # interleaved step by step, the order rotated: load drift hits all alike
+                    for w in order[s % len(order):] + order[:s % len(order)]:
+                        opt, ps, grads = runs[w]
                         for p, gr in zip(ps, grads):  # HeavyBall sets .grad to None after a step
                             p.grad = gr
+                        t0 = time.perf_counter()
                         opt.step()
-                    times[w].append((time.perf_counter() - t0) / 10)
+                        acc[w] += time.perf_counter() - t0
+                for w in runs:
+                    times[w].append(acc[w] / 10)
             t = {w: v[1:] for w, v in times.items()}
             peers = [w for w in t if w != "optimlab"]
             line = [f"d={d} ({n:.2f}M) {th} thr {method}:"]

@@ -8,6 +8,7 @@ from torch import nn
 
 import optimlab
 from optimlab.core.engine import ChainOptimizer
+from optimlab.linalg import triangular
 from optimlab.optimizers.shampoo import psgd_kron_hvp
 from optimlab.reference.psgd import psgd_fit, psgd_kron_step
 from optimlab.transforms.psgd import (norm_lower_bound, pack_factors, packed_size, unpack_factors,
@@ -17,7 +18,9 @@ from optimlab.transforms.subset import step_generator
 HP = dict(lr=0.05, momentum=0.9, precond_lr=0.2, clip_rms=1.1, weight_decay=0.1)
 
 
-def test_whitening_matches_reference():
+@pytest.mark.parametrize("cutoff", [256, 2])  # 2: every triangular product split into blocks
+def test_whitening_matches_reference(monkeypatch, cutoff):
+    monkeypatch.setattr(triangular, "CUTOFF", cutoff)
     torch.manual_seed(0)
     W0 = torch.randn(6, 4, dtype=torch.float64)
     w = nn.Parameter(W0.clone())

@@ -28,6 +28,7 @@ from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
 from ..linalg.roots import root_dtype
 from ..linalg.scaling import pow2_scale, saturate
+from ..linalg.triangular import tri_matmul
 from .orthogonalize import matrix_view, set_matrices, stack_matrices
 from .subset import step_generator
 
@@ -109,9 +110,11 @@ def _apply(Q: Tensor, X: Tensor, side: str, transpose: bool = False) -> Tensor:
     """``Q X`` (left) or ``X Qᵀ`` (right); ``transpose``: ``Qᵀ X`` / ``X Q``. Diagonal ``Q`` are vectors."""
     if Q.ndim == X.ndim - 1:  # diagonal factor
         return X * (Q.unsqueeze(-1) if side == "L" else Q.unsqueeze(-2))
-    if side == "L":
-        return (Q.mT if transpose else Q) @ X
-    return X @ (Q if transpose else Q.mT)
+    # Q is upper-triangular: tri_matmul skips its zero triangle (half the flops of a dense product)
+    if side == "L":  # Q X, or Qᵀ X with Qᵀ lower-triangular
+        return tri_matmul(Q.mT, X, upper=False) if transpose else tri_matmul(Q, X)
+    # X Qᵀ = (Q Xᵀ)ᵀ;  X Q = (Qᵀ Xᵀ)ᵀ
+    return (tri_matmul(Q.mT, X.mT, upper=False) if transpose else tri_matmul(Q, X.mT)).mT
 
 
 def _solve(Q: Tensor, X: Tensor, side: str) -> Tensor:
@@ -201,7 +204,7 @@ class PSGDKron(Transform):
                 T2 = B @ B.mT if side == "L" else B.mT @ B
                 nrm = norm_lower_bound(T1 + T2, bounded=True).clamp_min(torch.finfo(A.dtype).tiny)
                 D = T1.sub_(T2).triu_().mul_(mu / nrm)  # in place: T₁ is not used again
-                new.append(torch.baddbmm(Q, D, Q, alpha=-1.0) if Q.ndim == 3 else Q - D @ Q)
+                new.append(Q - tri_matmul(D, Q))  # triangular times triangular: upper-triangular
         return new[0], new[1]
 
     def update(self, b: Bucket) -> None:
