@@ -36,6 +36,9 @@ from .shampoo import PRECOND_FREQ
 __all__ = ["SOAPPrecondition"]
 
 
+_PLAIN = (2.0**-30, 2.0**30)  # max|G| range where the statistics need no rescaling (squares in [2^-60, 2^60]·n)
+
+
 def _rotate(X: Tensor, QL: Tensor | None, QR: Tensor | None, back: bool = False) -> Tensor:
     """``Q_Lᵀ X Q_R`` (``back``: ``Q_L X Q_Rᵀ``), computed on ``X·2^-k`` and saturated (never inf)."""
     f = pow2_scale(X)
@@ -90,7 +93,14 @@ class SOAPPrecondition(Transform):
     def _statistics(self, b: Bucket, idx: list[int], G: Tensor, left: bool, right: bool) -> None:
         beta = b.group["shampoo_beta"]
         dt = b.params[0].dtype
-        SL, SR = scaled_grams(G, dt, left, right)
+        if G.device.type == "cpu" and G.dtype == dt and _PLAIN[0] <= float(G.abs().amax()) <= _PLAIN[1]:
+            # ordinary scale (host check: free on CPU): G Gᵀ cannot overflow, the power-of-two rescaling of
+            # scaled_grams is exact and its saturation an identity, so the plain product is the same number
+            # (unless some products are subnormal); skip its four passes over the m × m statistics
+            SL = G @ G.mT if left else None
+            SR = G.mT @ G if right else None
+        else:
+            SL, SR = scaled_grams(G, dt, left, right)
         for side, S in (("L", SL), ("R", SR)):
             if S is not None:
                 GG = [b.states[i][f"{self.name}.GG_{side}"] for i in idx]
