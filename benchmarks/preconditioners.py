@@ -98,7 +98,8 @@ def builders():
     }
 
 
-def bench_methods(d: int, threads: list[int], rounds: int, only: list[str] | None) -> None:
+def bench_methods(d: int, threads: list[int], rounds: int, only: list[str] | None,
+                  peers: list[str] | None = None) -> None:
     base = gpt_hidden(d)
     n = sum(p.numel() for p in base) / 1e6
     for method, impls in builders().items():
@@ -106,6 +107,8 @@ def bench_methods(d: int, threads: list[int], rounds: int, only: list[str] | Non
             continue
         runs = {}
         for who, make in impls.items():
+            if peers and who != "optimlab" and who not in peers:
+                continue
             ps = clone(base)
             try:
                 runs[who] = (make(ps), ps, [p.grad for p in ps])  # the gradients, kept: see below
@@ -182,10 +185,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", nargs="*", help="methods to run (default: all)")
+    ap.add_argument("--peers", nargs="*", help="peers to run (default: all)")
     ap.add_argument("--skip-roots", action="store_true")
     args = ap.parse_args()
     for d in args.d:
-        bench_methods(d, args.threads, args.rounds, args.only)
+        bench_methods(d, args.threads, args.rounds, args.only, args.peers)
         if not args.skip_roots:
             bench_roots(d, args.threads)
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from optimlab.linalg.triangular import gram, tri_matmul
+from optimlab.linalg.triangular import gram, tri_matmul, triu_triu
 
 
 @pytest.mark.parametrize("n, k, cutoff", [(7, 3, 2), (16, 5, 3), (33, 33, 4), (5, 2, 256)])
@@ -23,3 +23,12 @@ def test_gram_equals_dense(m, k, cutoff):
     torch.testing.assert_close(S, A @ A.mT, rtol=1e-12, atol=1e-12)
     assert torch.equal(S, S.mT)
 
+
+
+@pytest.mark.parametrize("n, cutoff", [(9, 2), (32, 3), (6, 256)])
+def test_triu_triu_equals_dense(n, cutoff):
+    g = torch.Generator().manual_seed(n)
+    U, V = torch.randn(2, 2, n, n, generator=g, dtype=torch.float64)
+    R = triu_triu(U, V, cutoff=cutoff)
+    torch.testing.assert_close(R, U.triu() @ V.triu(), rtol=1e-12, atol=1e-12)
+    assert torch.equal(R, R.triu())  # exactly upper-triangular

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["tri_matmul", "gram"]
+__all__ = ["tri_matmul", "triu_triu", "gram"]
 
 CUTOFF = 256  # rows below which one plain matmul is faster than splitting (measured on CPU, float32)
 
@@ -37,6 +37,26 @@ def tri_matmul(T: Tensor, X: Tensor, upper: bool = True, cutoff: int | None = No
     else:
         top = tri_matmul(T[..., :h, :h], X1, False, cutoff)
         bottom = tri_matmul(T[..., h:, h:], X2, False, cutoff).add_(T[..., h:, :h] @ X1)
+    return torch.cat([top, bottom], dim=-2)
+
+
+def triu_triu(U: Tensor, V: Tensor, cutoff: int | None = None) -> Tensor:
+    """``U @ V`` for batches of upper-triangular ``U``, ``V`` (``(..., n, n)``; lower triangles not read): the
+    upper-triangular product in ≈ n³/3 flops (:func:`tri_matmul`: n³, dense: 2n³)::
+
+        [U₁₁ U₁₂; 0 U₂₂][V₁₁ V₁₂; 0 V₂₂] = [U₁₁V₁₁  U₁₁V₁₂ + U₁₂V₂₂; 0  U₂₂V₂₂]
+    """
+    cutoff = CUTOFF if cutoff is None else cutoff
+    n = U.shape[-1]
+    if n <= cutoff:
+        return U.triu() @ V.triu()
+    h = n // 2
+    U11, U12, U22 = U[..., :h, :h], U[..., :h, h:], U[..., h:, h:]
+    V11, V12, V22 = V[..., :h, :h], V[..., :h, h:], V[..., h:, h:]
+    R12 = tri_matmul(U11, V12, True, cutoff).add_(tri_matmul(V22.mT, U12.mT, False, cutoff).mT)  # U₁₂V₂₂ = (V₂₂ᵀU₁₂ᵀ)ᵀ
+    R22 = triu_triu(U22, V22, cutoff)
+    top = torch.cat([triu_triu(U11, V11, cutoff), R12], dim=-1)
+    bottom = torch.cat([R22.new_zeros(R22.shape[:-1] + (h,)), R22], dim=-1)
     return torch.cat([top, bottom], dim=-2)
 
 

@@ -28,7 +28,7 @@ from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
 from ..linalg.roots import root_dtype
 from ..linalg.scaling import pow2_scale, saturate
-from ..linalg.triangular import tri_matmul
+from ..linalg.triangular import tri_matmul, triu_triu
 from .orthogonalize import matrix_view, set_matrices, stack_matrices
 from .subset import step_generator
 
@@ -203,8 +203,8 @@ class PSGDKron(Transform):
                 T1 = A @ A.mT if side == "L" else A.mT @ A
                 T2 = B @ B.mT if side == "L" else B.mT @ B
                 nrm = norm_lower_bound(T1 + T2, bounded=True).clamp_min(torch.finfo(A.dtype).tiny)
-                D = T1.sub_(T2).triu_().mul_(mu / nrm)  # in place: T₁ is not used again
-                new.append(Q - tri_matmul(D, Q))  # triangular times triangular: upper-triangular
+                D = T1.sub_(T2).mul_(mu / nrm)  # in place (T₁ is not used again); triu_triu reads triu(D)
+                new.append(Q - triu_triu(D, Q))  # triangular times triangular: upper-triangular
         return new[0], new[1]
 
     def update(self, b: Bucket) -> None:
