@@ -43,24 +43,32 @@ def update_probability(t: int, p_max: float, p_min: float, decay: float, flat: i
     return min(p_max, max(p_min, p_max * math.exp(-decay * max(0, t - flat))))
 
 
+def _bmv(T: Tensor, x: Tensor) -> Tensor:
+    """``T x`` for a batch ``(..., d, d)`` and ``(..., d)``, one ``mv`` per matrix (a batched matmul with one
+    column is many times slower than the loop on CPU)."""
+    Tf, xf = T.reshape(-1, *T.shape[-2:]), x.reshape(-1, x.shape[-1])
+    return torch.stack([torch.mv(a, b) for a, b in zip(Tf.unbind(0), xf.unbind(0))]).reshape(x.shape)
+
+
 def norm_lower_bound(T: Tensor, bounded: bool = False) -> Tensor:
     """A lower bound of ``‖T‖₂`` for a batch of symmetric ``T`` (``(..., 1, 1)``): ``‖T x‖ / ‖x‖`` for ``x`` one
-    power step from the column of largest norm, computed on ``T / max|T|`` (no overflow). ``bounded=True``:
-    the caller guarantees entries whose squared column sums are finite and normal (the fit's ``T₁ + T₂`` of
-    scaled ``A``, ``B``), and the normalisation pass is skipped (the same bound up to rounding)."""
+    power step from the row (= column) of largest norm, computed on ``T / max|T|`` (no overflow).
+    ``bounded=True``: the caller guarantees entries whose squared row sums are finite and normal (the fit's
+    ``T₁ + T₂`` of scaled ``A``, ``B``), and the normalisation pass is skipped (the same bound up to rounding).
+    Rows, not columns: contiguous reductions (a column reduction is ~100× slower on CPU)."""
+    tiny = torch.finfo(T.dtype).tiny
     if bounded:
-        col = torch.linalg.vector_norm(T, dim=-2).argmax(dim=-1)
-        x = torch.gather(T, -1, col.view(*col.shape, 1, 1).expand(*T.shape[:-1], 1))
-        y = T.mT @ x
-        y = y / torch.linalg.vector_norm(y, dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(T.dtype).tiny)
-        return torch.linalg.vector_norm(T @ y, dim=(-2, -1), keepdim=True)
-    amax = T.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(T.dtype).tiny)
-    Tn = T / amax
-    col = (Tn * Tn).sum(dim=-2).argmax(dim=-1)
-    x = torch.gather(Tn, -1, col.view(*col.shape, 1, 1).expand(*Tn.shape[:-1], 1))  # (..., d, 1)
-    y = Tn.mT @ x
-    y = y / torch.linalg.vector_norm(y, dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(T.dtype).tiny)
-    return torch.linalg.vector_norm(Tn @ y, dim=(-2, -1), keepdim=True) * amax
+        Tn, amax = T, None
+        row = torch.linalg.vector_norm(T, dim=-1).argmax(dim=-1)
+    else:
+        amax = T.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(tiny)
+        Tn = T / amax
+        row = (Tn * Tn).sum(dim=-1).argmax(dim=-1)
+    x = torch.gather(Tn, -2, row.view(*row.shape, 1, 1).expand(*Tn.shape[:-2], 1, Tn.shape[-1])).squeeze(-2)
+    y = _bmv(Tn, x)  # = Tᵀ x
+    y = y / torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(tiny)
+    nrm = torch.linalg.vector_norm(_bmv(Tn, y), dim=-1).view(*T.shape[:-2], 1, 1)
+    return nrm if amax is None else nrm * amax
 
 
 _TRI: dict[tuple[int, str], tuple[Tensor, Tensor]] = {}
