@@ -4,18 +4,18 @@
 
 Per d: the hidden part of a GPT-like set (2 blocks of 4 d×d attention matrices, a 4d×d / d×4d MLP pair,
 13 LayerNorm-size vectors; embeddings and head left out: every method routes them to AdamW or would
-precondition a 16d-long side). Every optimizer steps copies of the same parameters on fixed gradients, in
-alternation (a round = ``k`` = 10 steps of each, so every round holds one root / basis refresh), after one
-warm-up round (initial eigendecompositions, lazy state). Matched settings: preconditioner refresh every 10
-steps; Shampoo blocks of 512; SOAP unblocked (max dim 10000); PSGD Kron fitting every step (probability 1,
-the schedules' first 500 steps), triangular factors up to 8192. HeavyBall runs eager
-(``heavyball.utils.compile_mode = None``: its default compiles every block, minutes of CPU time per shape).
-Reported: median ms per step, ratio to the fastest peer of the same method per round (median [min, max]),
-optimizer-state bytes per parameter. Then the inverse-root kernels: ``(A + εI)^{-1/4}`` of a stack of 4 SPD
-d×d matrices by eigh and by the coupled Newton iteration, against the d×d matmul rate measured in the same run.
+precondition a 16d-long side). Every optimizer steps copies of the same parameters on fixed gradients,
+interleaved step by step (the order rotated every step) so that load drift on a shared machine hits all
+alike; a round = ``k`` = 10 steps of each (one root / basis refresh per round), after 2 warm-up steps
+(initial eigendecompositions, lazy state). Matched settings: preconditioner refresh every 10 steps; Shampoo
+blocks of 512; SOAP unblocked (max dim 10000); PSGD Kron fitting every step (probability 1, the schedules'
+first 500 steps), triangular factors up to 8192. HeavyBall runs eager (``heavyball.utils.compile_mode =
+None``: its default compiles every block, minutes of CPU time per shape). Reported: median ms per step,
+the per-round ratio of ours to the fastest peer of the same method (median [min, max]), optimizer-state
+bytes per parameter. Then the root / basis kernels (``bench_roots``): time, bmm-equivalents and share of the
+matmul rate measured in the same run.
 
-The machine this ran on is shared (2 cores, several agents): rounds are few and short; ratios from the
-interleaved rounds are the robust numbers, absolute times are not.
+On a shared machine the ratios from the interleaved rounds are the robust numbers, absolute times are not.
 """
 
 import argparse
@@ -118,9 +118,9 @@ def bench_methods(d: int, threads: list[int], rounds: int, only: list[str] | Non
             torch.set_num_threads(th)
             times = {w: [] for w in runs}
             order = list(runs)
-            for r in range(rounds + 1):  # round 0: warm-up, not reported
+            for r in range(rounds + 1):  # round 0: 2 warm-up steps (initial bases, lazy state), not reported
                 acc = dict.fromkeys(runs, 0.0)
-                for s in range(10):  # interleaved step by step, the order rotated: load drift hits all alike
+                for s in range(10 if r else 2):  # interleaved step by step, order rotated: load drift hits all alike
                     for w in order[s % len(order):] + order[:s % len(order)]:
                         opt, ps, grads = runs[w]
                         for p, gr in zip(ps, grads):  # HeavyBall sets .grad to None after a step
@@ -129,18 +129,18 @@ def bench_methods(d: int, threads: list[int], rounds: int, only: list[str] | Non
                         opt.step()
                         acc[w] += time.perf_counter() - t0
                 for w in runs:
-                    times[w].append(acc[w] / 10)
+                    times[w].append(acc[w] / 10)  # rounds ≥ 1 hold 10 steps: one refresh each
             t = {w: v[1:] for w, v in times.items()}
             peers = [w for w in t if w != "optimlab"]
             line = [f"d={d} ({n:.2f}M) {th} thr {method}:"]
             for w in t:
                 line.append(f"{w} {1e3 * statistics.median(t[w]):.1f} ms/step, "
-                            f"{state_bytes(runs[w][0], runs[w][1]):.1f} B/param")
+                            f"{state_bytes(runs[w][0], runs[w][1]):.2f} B/param")
             if peers:
                 best = [min(t[w][i] for w in peers) for i in range(rounds)]
                 ratio = [a / b for a, b in zip(t["optimlab"], best)]
                 line.append(f"ratio to fastest peer {statistics.median(ratio):.2f} [{min(ratio):.2f}, {max(ratio):.2f}]")
-            print("  ".join(line), flush=True)
+            print("  ".join(line) + f"  ({load()})", flush=True)
         del runs
 
 
@@ -179,6 +179,13 @@ def bench_roots(d: int, threads: list[int], reps: int = 5) -> None:
         print("; ".join(parts), flush=True)
 
 
+def load() -> str:
+    try:
+        return "load average %.1f" % float(open("/proc/loadavg").read().split()[0])
+    except OSError:
+        return "load average unknown"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--d", type=int, nargs="+", default=[256, 512])
@@ -188,10 +195,12 @@ def main() -> None:
     ap.add_argument("--peers", nargs="*", help="peers to run (default: all)")
     ap.add_argument("--skip-roots", action="store_true")
     args = ap.parse_args()
+    print(f"torch {torch.__version__}, {load()}", flush=True)
     for d in args.d:
         bench_methods(d, args.threads, args.rounds, args.only, args.peers)
         if not args.skip_roots:
             bench_roots(d, args.threads)
+        print(load(), flush=True)
 
 
 if __name__ == "__main__":
