@@ -145,38 +145,51 @@ def bench_methods(d: int, threads: list[int], rounds: int, only: list[str] | Non
 
 
 def bench_roots(d: int, threads: list[int], reps: int = 5) -> None:
-    """The root / basis kernels on a stack of 4 SPD d×d matrices (κ ≈ 1e3 + ε), interleaved with a 4×d×d bmm.
+    """The root / basis kernels on a stack of 4 SPD d×d matrices (κ ≈ 1e3 + ε), each against a 4×d×d bmm.
 
-    Reported per kernel: median time, its cost in bmm-equivalents (time / bmm time) and its *share of the
-    matmul rate*: nominal flops of the kernel / its time, over the bmm's flops / time (1.0 = the kernel runs
-    at the GEMM rate). Nominal flops per matrix: eigh with vectors 9d³ (Golub & Van Loan: tridiagonal
-    reduction, its accumulation and the implicit QR sweeps) + 2d³ for V·diag·Vᵀ; the coupled Newton
-    iteration (p = 4) 5 matmuls = 10d³ per step (X T, T², T³, T⁴, T⁴ M), 20 steps (tol 0, so the count is
-    fixed); SOAP's refresh 2d³ (L Q) + 8/3 d³ (Householder QR with Q formed).
+    Reported per kernel: median time, its cost in bmm-equivalents, and its *share of the matmul rate*: the
+    time a block of bmm calls with the kernel's nominal flops takes, measured right after the kernel in the
+    same repetition, over the kernel's time (1.0 = the kernel runs at the GEMM rate; back to back, so a
+    load change on a shared machine hits both). Nominal flops per matrix: eigh with vectors 9d³ (Golub &
+    Van Loan: tridiagonal reduction, its accumulation and the implicit QR sweeps) + 2d³ for V·diag·Vᵀ; the
+    coupled Newton iteration (p = 4) 5 matmuls = 10d³ per step (X T, T², T³, T⁴, T⁴ M), 10 steps (tol 0: a
+    fixed count); SOAP's refresh 2d³ (L Q) + 8/3 d³ (Householder QR with Q formed).
     """
     g = torch.Generator().manual_seed(0)
     X = torch.randn(4, d, 2 * d, generator=g)
     A = X @ X.mT / (2 * d)
     Q0 = torch.linalg.qr(torch.randn(4, d, d, generator=g))[0]
-    flops = {"matmul": 2 * d**3, "eigh": 11 * d**3, "newton": 20 * 10 * d**3, "qr refresh": (2 + 8 / 3) * d**3}
-    kernels = {"matmul": lambda: torch.bmm(A, A), "eigh": lambda: inv_root_eigh(A, 4, 1e-6),
-               "newton": lambda: inv_root_newton(A, 4, 1e-6, max_iter=20, tol=0.0),
+    bmm_flops = 2 * d**3
+    flops = {"eigh": 11 * d**3, "newton": 10 * 10 * d**3, "qr refresh": (2 + 8 / 3) * d**3}
+    kernels = {"eigh": lambda: inv_root_eigh(A, 4, 1e-6),
+               "newton": lambda: inv_root_newton(A, 4, 1e-6, max_iter=10, tol=0.0),
                "qr refresh": lambda: refresh_eigenbasis(A, Q0)}
     for th in threads:
         torch.set_num_threads(th)
-        res = {k: [] for k in kernels}
+        t_k = {k: [] for k in kernels}
+        share = {k: [] for k in kernels}
+        t_mm = []
+        for f in (*kernels.values(), lambda: torch.bmm(A, A)):  # warm-up (thread pool, allocator)
+            f()
         for _ in range(reps):
             for k, f in kernels.items():
                 t0 = time.perf_counter()
                 f()
-                res[k].append(time.perf_counter() - t0)
-        m = {k: statistics.median(v) for k, v in res.items()}
-        rate = 4 * flops["matmul"] / m["matmul"]
-        parts = [f"roots d={d} {th} thr: bmm {1e3 * m['matmul']:.2f} ms ({rate / 1e9:.1f} GFLOP/s)"]
-        for k in ("eigh", "newton", "qr refresh"):
-            parts.append(f"{k} {1e3 * m[k]:.1f} ms = {m[k] / m['matmul']:.1f} bmm, "
-                         f"share of the matmul rate {4 * flops[k] / m[k] / rate:.2f}")
-        print("; ".join(parts), flush=True)
+                t_k[k].append(time.perf_counter() - t0)
+                n = max(1, round(flops[k] / bmm_flops))
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    torch.bmm(A, A)
+                dt = (time.perf_counter() - t0) / n
+                t_mm.append(dt)
+                share[k].append(flops[k] / bmm_flops * dt / t_k[k][-1])
+        mm = statistics.median(t_mm)
+        parts = [f"roots d={d} {th} thr: bmm {1e3 * mm:.2f} ms ({4 * bmm_flops / mm / 1e9:.1f} GFLOP/s)"]
+        for k in kernels:
+            tk = statistics.median(t_k[k])
+            parts.append(f"{k} {1e3 * tk:.1f} ms = {tk / mm:.1f} bmm, share of the matmul rate "
+                         f"{statistics.median(share[k]):.2f} [{min(share[k]):.2f}, {max(share[k]):.2f}]")
+        print("; ".join(parts) + f"  ({load()})", flush=True)
 
 
 def load() -> str:
