@@ -131,13 +131,13 @@ def bench_methods(d: int, threads: list[int], rounds: int, only: list[str] | Non
                 for w in runs:
                     times[w].append(acc[w] / 10)  # rounds ≥ 1 hold 10 steps: one refresh each
             t = {w: v[1:] for w, v in times.items()}
-            peers = [w for w in t if w != "optimlab"]
+            others = [w for w in t if w != "optimlab"]
             line = [f"d={d} ({n:.2f}M) {th} thr {method}:"]
             for w in t:
                 line.append(f"{w} {1e3 * statistics.median(t[w]):.1f} ms/step, "
                             f"{state_bytes(runs[w][0], runs[w][1]):.2f} B/param")
-            if peers:
-                best = [min(t[w][i] for w in peers) for i in range(rounds)]
+            if others:
+                best = [min(t[w][i] for w in others) for i in range(rounds)]
                 ratio = [a / b for a, b in zip(t["optimlab"], best)]
                 line.append(f"ratio to fastest peer {statistics.median(ratio):.2f} [{min(ratio):.2f}, {max(ratio):.2f}]")
             print("  ".join(line) + f"  ({load()})", flush=True)
