@@ -4,18 +4,18 @@
 
 Per d: the hidden part of a GPT-like set (2 blocks of 4 d×d attention matrices, a 4d×d / d×4d MLP pair,
 13 LayerNorm-size vectors; embeddings and head left out: every method routes them to AdamW or would
-precondition a 16d-long side). Every optimizer steps copies of the same parameters on fixed gradients, in
-alternation (a round = ``k`` = 10 steps of each, so every round holds one root / basis refresh), after one
-warm-up round (initial eigendecompositions, lazy state). Matched settings: preconditioner refresh every 10
-steps; Shampoo blocks of 512; SOAP unblocked (max dim 10000); PSGD Kron fitting every step (probability 1,
-the schedules' first 500 steps), triangular factors up to 8192. HeavyBall runs eager
-(``heavyball.utils.compile_mode = None``: its default compiles every block, minutes of CPU time per shape).
-Reported: median ms per step, ratio to the fastest peer of the same method per round (median [min, max]),
-optimizer-state bytes per parameter. Then the inverse-root kernels: ``(A + εI)^{-1/4}`` of a stack of 4 SPD
-d×d matrices by eigh and by the coupled Newton iteration, against the d×d matmul rate measured in the same run.
+precondition a 16d-long side). Every optimizer steps copies of the same parameters on fixed gradients,
+interleaved step by step (the order rotated every step) so that load drift on a shared machine hits all
+alike; a round = ``k`` = 10 steps of each (one root / basis refresh per round), after 2 warm-up steps
+(initial eigendecompositions, lazy state). Matched settings: preconditioner refresh every 10 steps; Shampoo
+blocks of 512; SOAP unblocked (max dim 10000); PSGD Kron fitting every step (probability 1, the schedules'
+first 500 steps), triangular factors up to 8192. HeavyBall runs eager (``heavyball.utils.compile_mode =
+None``: its default compiles every block, minutes of CPU time per shape). Reported: median ms per step,
+the per-round ratio of ours to the fastest peer of the same method (median [min, max]), optimizer-state
+bytes per parameter. Then the root / basis kernels (``bench_roots``): time, bmm-equivalents and share of the
+matmul rate measured in the same run.
 
-The machine this ran on is shared (2 cores, several agents): rounds are few and short; ratios from the
-interleaved rounds are the robust numbers, absolute times are not.
+On a shared machine the ratios from the interleaved rounds are the robust numbers, absolute times are not.
 """
 
 import argparse
@@ -25,7 +25,7 @@ import time
 import torch
 
 import optimlab
-from optimlab.linalg.roots import inv_root_eigh, inv_root_newton
+from optimlab.linalg.roots import inv_root_eigh, inv_root_newton, refresh_eigenbasis
 
 
 def gpt_hidden(d: int):
@@ -98,7 +98,8 @@ def builders():
     }
 
 
-def bench_methods(d: int, threads: list[int], rounds: int, only: list[str] | None) -> None:
+def bench_methods(d: int, threads: list[int], rounds: int, only: list[str] | None,
+                  peers: list[str] | None = None) -> None:
     base = gpt_hidden(d)
     n = sum(p.numel() for p in base) / 1e6
     for method, impls in builders().items():
@@ -106,6 +107,8 @@ def bench_methods(d: int, threads: list[int], rounds: int, only: list[str] | Non
             continue
         runs = {}
         for who, make in impls.items():
+            if peers and who != "optimlab" and who not in peers:
+                continue
             ps = clone(base)
             try:
                 runs[who] = (make(ps), ps, [p.grad for p in ps])  # the gradients, kept: see below
@@ -114,55 +117,86 @@ def bench_methods(d: int, threads: list[int], rounds: int, only: list[str] | Non
         for th in threads:
             torch.set_num_threads(th)
             times = {w: [] for w in runs}
-            for r in range(rounds + 1):
-                for w, (opt, ps, grads) in runs.items():
-                    t0 = time.perf_counter()
-                    for _ in range(10):
+            order = list(runs)
+            for r in range(rounds + 1):  # round 0: 2 warm-up steps (initial bases, lazy state), not reported
+                acc = dict.fromkeys(runs, 0.0)
+                for s in range(10 if r else 2):  # interleaved step by step, order rotated: load drift hits all alike
+                    for w in order[s % len(order):] + order[:s % len(order)]:
+                        opt, ps, grads = runs[w]
                         for p, gr in zip(ps, grads):  # HeavyBall sets .grad to None after a step
                             p.grad = gr
+                        t0 = time.perf_counter()
                         opt.step()
-                    times[w].append((time.perf_counter() - t0) / 10)
+                        acc[w] += time.perf_counter() - t0
+                for w in runs:
+                    times[w].append(acc[w] / 10)  # rounds ≥ 1 hold 10 steps: one refresh each
             t = {w: v[1:] for w, v in times.items()}
-            peers = [w for w in t if w != "optimlab"]
+            others = [w for w in t if w != "optimlab"]
             line = [f"d={d} ({n:.2f}M) {th} thr {method}:"]
             for w in t:
                 line.append(f"{w} {1e3 * statistics.median(t[w]):.1f} ms/step, "
-                            f"{state_bytes(runs[w][0], runs[w][1]):.1f} B/param")
-            if peers:
-                best = [min(t[w][i] for w in peers) for i in range(rounds)]
+                            f"{state_bytes(runs[w][0], runs[w][1]):.2f} B/param")
+            if others:
+                best = [min(t[w][i] for w in others) for i in range(rounds)]
                 ratio = [a / b for a, b in zip(t["optimlab"], best)]
                 line.append(f"ratio to fastest peer {statistics.median(ratio):.2f} [{min(ratio):.2f}, {max(ratio):.2f}]")
-            print("  ".join(line), flush=True)
+            print("  ".join(line) + f"  ({load()})", flush=True)
         del runs
 
 
-def bench_roots(d: int, threads: list[int], reps: int = 3) -> None:
+def bench_roots(d: int, threads: list[int], reps: int = 5) -> None:
+    """The root / basis kernels on a stack of 4 SPD d×d matrices (κ ≈ 1e3 + ε), each against a 4×d×d bmm.
+
+    Reported per kernel: median time, its cost in bmm-equivalents, and its *share of the matmul rate*: the
+    time a block of bmm calls with the kernel's nominal flops takes, measured right after the kernel in the
+    same repetition, over the kernel's time (1.0 = the kernel runs at the GEMM rate; back to back, so a
+    load change on a shared machine hits both). Nominal flops per matrix: eigh with vectors 9d³ (Golub &
+    Van Loan: tridiagonal reduction, its accumulation and the implicit QR sweeps) + 2d³ for V·diag·Vᵀ; the
+    coupled Newton iteration (p = 4) 5 matmuls = 10d³ per step (X T, T², T³, T⁴, T⁴ M), 10 steps (tol 0: a
+    fixed count); SOAP's refresh 2d³ (L Q) + 8/3 d³ (Householder QR with Q formed).
+    """
     g = torch.Generator().manual_seed(0)
     X = torch.randn(4, d, 2 * d, generator=g)
     A = X @ X.mT / (2 * d)
+    Q0 = torch.linalg.qr(torch.randn(4, d, d, generator=g))[0]
+    bmm_flops = 2 * d**3
+    flops = {"eigh": 11 * d**3, "newton": 10 * 10 * d**3, "qr refresh": (2 + 8 / 3) * d**3}
+    kernels = {"eigh": lambda: inv_root_eigh(A, 4, 1e-6),
+               "newton": lambda: inv_root_newton(A, 4, 1e-6, max_iter=10, tol=0.0),
+               "qr refresh": lambda: refresh_eigenbasis(A, Q0)}
     for th in threads:
         torch.set_num_threads(th)
-        res = {"matmul": [], "eigh": [], "newton": [], "newton40": []}
+        t_k = {k: [] for k in kernels}
+        share = {k: [] for k in kernels}
+        t_mm = []
+        for f in (*kernels.values(), lambda: torch.bmm(A, A)):  # warm-up (thread pool, allocator)
+            f()
         for _ in range(reps):
-            t0 = time.perf_counter()
-            torch.bmm(A, A)
-            res["matmul"].append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            inv_root_eigh(A, 4, 1e-6)
-            res["eigh"].append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            inv_root_newton(A, 4, 1e-6)
-            res["newton"].append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            inv_root_newton(A, 4, 1e-6, max_iter=40, tol=0.0)
-            res["newton40"].append(time.perf_counter() - t0)
-        m = {k: statistics.median(v) for k, v in res.items()}
-        rate = 4 * 2 * d**3 / m["matmul"]
-        newton_flops = 40 * 4 * 4 * 2 * d**3  # 40 steps x 4 matmuls (X T, T², T⁴, T⁴ M) x 4 matrices
-        print(f"roots d={d} {th} thr: matmul {1e3 * m['matmul']:.2f} ms ({rate / 1e9:.1f} GFLOP/s); "
-              f"eigh {1e3 * m['eigh']:.1f} ms = {m['eigh'] / m['matmul']:.0f} matmuls; "
-              f"newton (tol) {1e3 * m['newton']:.1f} ms = {m['newton'] / m['matmul']:.0f} matmuls; "
-              f"newton GEMM share of the matmul rate {newton_flops / m['newton40'] / rate:.2f}", flush=True)
+            for k, f in kernels.items():
+                t0 = time.perf_counter()
+                f()
+                t_k[k].append(time.perf_counter() - t0)
+                n = max(1, round(flops[k] / bmm_flops))
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    torch.bmm(A, A)
+                dt = (time.perf_counter() - t0) / n
+                t_mm.append(dt)
+                share[k].append(flops[k] / bmm_flops * dt / t_k[k][-1])
+        mm = statistics.median(t_mm)
+        parts = [f"roots d={d} {th} thr: bmm {1e3 * mm:.2f} ms ({4 * bmm_flops / mm / 1e9:.1f} GFLOP/s)"]
+        for k in kernels:
+            tk = statistics.median(t_k[k])
+            parts.append(f"{k} {1e3 * tk:.1f} ms = {tk / mm:.1f} bmm, share of the matmul rate "
+                         f"{statistics.median(share[k]):.2f} [{min(share[k]):.2f}, {max(share[k]):.2f}]")
+        print("; ".join(parts) + f"  ({load()})", flush=True)
+
+
+def load() -> str:
+    try:
+        return "load average %.1f" % float(open("/proc/loadavg").read().split()[0])
+    except OSError:
+        return "load average unknown"
 
 
 def main() -> None:
@@ -171,12 +205,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", nargs="*", help="methods to run (default: all)")
+    ap.add_argument("--peers", nargs="*", help="peers to run (default: all)")
     ap.add_argument("--skip-roots", action="store_true")
     args = ap.parse_args()
+    print(f"torch {torch.__version__}, {load()}", flush=True)
     for d in args.d:
-        bench_methods(d, args.threads, args.rounds, args.only)
+        bench_methods(d, args.threads, args.rounds, args.only, args.peers)
         if not args.skip_roots:
             bench_roots(d, args.threads)
+        print(load(), flush=True)
 
 
 if __name__ == "__main__":

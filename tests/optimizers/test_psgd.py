@@ -8,15 +8,19 @@ from torch import nn
 
 import optimlab
 from optimlab.core.engine import ChainOptimizer
+from optimlab.linalg import triangular
 from optimlab.optimizers.shampoo import psgd_kron_hvp
 from optimlab.reference.psgd import psgd_fit, psgd_kron_step
-from optimlab.transforms.psgd import norm_lower_bound, update_probability
+from optimlab.transforms.psgd import (norm_lower_bound, pack_factors, packed_size, unpack_factors,
+                                      update_probability)
 from optimlab.transforms.subset import step_generator
 
 HP = dict(lr=0.05, momentum=0.9, precond_lr=0.2, clip_rms=1.1, weight_decay=0.1)
 
 
-def test_whitening_matches_reference():
+@pytest.mark.parametrize("cutoff", [256, 2])  # 2: every triangular product split into blocks
+def test_whitening_matches_reference(monkeypatch, cutoff):
+    monkeypatch.setattr(triangular, "CUTOFF", cutoff)
     torch.manual_seed(0)
     W0 = torch.randn(6, 4, dtype=torch.float64)
     w = nn.Parameter(W0.clone())
@@ -30,7 +34,26 @@ def test_whitening_matches_reference():
         v = torch.randn(6, 4, generator=step_generator(0, t, 0), dtype=torch.float64)
         psgd_kron_step(W, G, st, t=t, v=v, hv=None, **HP)
     torch.testing.assert_close(w.detach(), W, rtol=1e-9, atol=1e-12)
-    torch.testing.assert_close(opt.state[w]["psgd_kron.Q_L"], st["QL"], rtol=1e-9, atol=1e-12)
+    QL = unpack_factors([opt.state[w]["psgd_kron.Q_L"]], 6, torch.float64)[0]  # stored as its upper triangle
+    torch.testing.assert_close(QL, st["QL"], rtol=1e-9, atol=1e-12)
+    assert opt.state[w]["psgd_kron.Q_R"].shape == (packed_size(4),)
+
+
+def test_triangular_factors_are_stored_packed():
+    Q = torch.randn(3, 5, 5).triu()
+    out = [torch.empty(packed_size(5)) for _ in range(3)]
+    pack_factors(Q, out)
+    assert torch.equal(out[1], Q[1][tuple(torch.triu_indices(5, 5))])
+    assert torch.equal(unpack_factors(out, 5, torch.float32), Q)
+    D = torch.randn(2, 5)  # diagonal factors stay vectors of the side length
+    assert torch.equal(unpack_factors(list(D), 5, torch.float32), D)
+    # state: 4 B/param of momentum + the two triangles (HeavyBall's layout), diagonal sides as vectors
+    w = nn.Parameter(torch.randn(10, 3))
+    opt = optimlab.create([w], "psgd_kron", max_size_triangular=8)
+    w.grad = torch.randn(10, 3)
+    opt.step()
+    st = opt.state[w]
+    assert st["psgd_kron.Q_L"].shape == (10,) and st["psgd_kron.Q_R"].shape == (6,)
 
 
 def test_hvp_variant_matches_reference_on_a_quadratic():
@@ -97,6 +120,7 @@ def test_norm_lower_bound():
     lb = norm_lower_bound(A).flatten()
     top = torch.linalg.matrix_norm(A, 2)
     assert (lb <= top * (1 + 1e-12)).all() and (lb >= top / 7**0.5).all()
+    torch.testing.assert_close(norm_lower_bound(A, bounded=True).flatten(), lb, rtol=1e-12, atol=0)
     assert torch.isfinite(norm_lower_bound(torch.zeros(2, 3, 3))).all()
 
 

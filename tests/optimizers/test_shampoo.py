@@ -84,6 +84,18 @@ def test_asgo_matches_reference(name, shape):
     torch.testing.assert_close(ours, W, rtol=1e-9, atol=1e-12)
 
 
+def test_soap_plain_statistics_equal_the_rescaled(monkeypatch):
+    """The CPU fast path (no power-of-two rescaling of G Gᵀ at ordinary scales) changes no bit."""
+    from optimlab.transforms import soap
+
+    W0 = torch.randn(12, 7)
+    gs = grads((12, 7), 8, seed=6, dtype=torch.float32)
+    fast, _ = run_ours("soap", W0, gs, precondition_frequency=3)
+    monkeypatch.setattr(soap, "_PLAIN", (float("inf"), float("inf")))  # always the rescaled path
+    slow, _ = run_ours("soap", W0, gs, precondition_frequency=3)
+    assert torch.equal(fast, slow)
+
+
 def test_soap_cross_check_pytorch_optimizer():
     """Same settings as pytorch_optimizer's SOAP (the reference code's port): wd 0, one matrix, float32."""
     from pytorch_optimizer import SOAP

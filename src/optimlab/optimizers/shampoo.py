@@ -135,7 +135,7 @@ def psgd_kron() -> Recipe:
     precond_init_scale 1, max_size_triangular 8192, update probability 1 for 500 steps then
     ``exp(−0.001 (t − 500))`` floored at 0.03, clip_rms 1.1, weight_decay 0.01, seed 0 (the fit's coin and
     probe vectors are counter-based draws of (seed, step, position)). Other roles: AdamW (lr 1e-3).
-    State: 4 bytes per parameter plus 4·(m² + n²) per matrix (fp32).
+    State: 4 bytes per parameter plus 2·(m(m+1) + n(n+1)) per matrix (fp32: the factors' upper triangles).
     The HVP variant (``P → |H|⁻¹``) is :func:`psgd_kron_hvp`.
     """
     from ..transforms.psgd import PSGDKron

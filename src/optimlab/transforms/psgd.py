@@ -28,10 +28,12 @@ from ..core.hparams import HParam
 from ..core.transform import Bucket, Transform
 from ..linalg.roots import root_dtype
 from ..linalg.scaling import pow2_scale, saturate
+from ..linalg.triangular import tri_matmul, triu_triu
 from .orthogonalize import matrix_view, set_matrices, stack_matrices
 from .subset import step_generator
 
-__all__ = ["PSGDKron", "update_probability", "norm_lower_bound"]
+__all__ = ["PSGDKron", "update_probability", "norm_lower_bound", "pack_factors", "unpack_factors",
+           "packed_size"]
 
 _COIN = 2**31  # the index of the update coin in step_generator (parameters use their position)
 
@@ -41,41 +43,104 @@ def update_probability(t: int, p_max: float, p_min: float, decay: float, flat: i
     return min(p_max, max(p_min, p_max * math.exp(-decay * max(0, t - flat))))
 
 
-def norm_lower_bound(T: Tensor) -> Tensor:
+def _bmv(T: Tensor, x: Tensor) -> Tensor:
+    """``T x`` for a batch ``(..., d, d)`` and ``(..., d)``, one ``mv`` per matrix (a batched matmul with one
+    column is many times slower than the loop on CPU)."""
+    Tf, xf = T.reshape(-1, *T.shape[-2:]), x.reshape(-1, x.shape[-1])
+    return torch.stack([torch.mv(a, b) for a, b in zip(Tf.unbind(0), xf.unbind(0))]).reshape(x.shape)
+
+
+def norm_lower_bound(T: Tensor, bounded: bool = False) -> Tensor:
     """A lower bound of ``‖T‖₂`` for a batch of symmetric ``T`` (``(..., 1, 1)``): ``‖T x‖ / ‖x‖`` for ``x`` one
-    power step from the column of largest norm, computed on ``T / max|T|`` (no overflow)."""
-    amax = T.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(T.dtype).tiny)
-    Tn = T / amax
-    col = (Tn * Tn).sum(dim=-2).argmax(dim=-1)
-    x = torch.gather(Tn, -1, col.view(*col.shape, 1, 1).expand(*Tn.shape[:-1], 1))  # (..., d, 1)
-    y = Tn.mT @ x
-    y = y / torch.linalg.vector_norm(y, dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(T.dtype).tiny)
-    return torch.linalg.vector_norm(Tn @ y, dim=(-2, -1), keepdim=True) * amax
+    power step from the row (= column) of largest norm, computed on ``T / max|T|`` (no overflow).
+    ``bounded=True``: the caller guarantees entries whose squared row sums are finite and normal (the fit's
+    ``T₁ + T₂`` of scaled ``A``, ``B``), and the normalisation pass is skipped (the same bound up to rounding).
+    Rows, not columns: contiguous reductions (a column reduction is ~100× slower on CPU)."""
+    tiny = torch.finfo(T.dtype).tiny
+    if bounded:
+        Tn, amax = T, None
+        row = torch.linalg.vector_norm(T, dim=-1).argmax(dim=-1)
+    else:
+        amax = T.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(tiny)
+        Tn = T / amax
+        row = (Tn * Tn).sum(dim=-1).argmax(dim=-1)
+    x = torch.gather(Tn, -2, row.view(*row.shape, 1, 1).expand(*Tn.shape[:-2], 1, Tn.shape[-1])).squeeze(-2)
+    y = _bmv(Tn, x)  # = Tᵀ x
+    y = y / torch.linalg.vector_norm(y, dim=-1, keepdim=True).clamp_min(tiny)
+    nrm = torch.linalg.vector_norm(_bmv(Tn, y), dim=-1).view(*T.shape[:-2], 1, 1)
+    return nrm if amax is None else nrm * amax
+
+
+_TRI: dict[tuple[int, str], tuple[Tensor, Tensor]] = {}
+
+
+def _tri_maps(d: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(pack, unpack) indices of a d × d upper triangle stored row-major in ``d(d+1)/2`` entries: ``pack`` picks
+    the stored entries from the flattened matrix, ``unpack`` maps every matrix entry to its stored position
+    (the strict lower triangle to the extra zero at position ``d(d+1)/2``). A few sizes are cached."""
+    key = (d, str(device))
+    if key not in _TRI:
+        if len(_TRI) >= 8:
+            _TRI.pop(next(iter(_TRI)))
+        r, c = torch.triu_indices(d, d, device=device)
+        pack = r * d + c
+        n = pack.numel()
+        unpack = torch.full((d * d,), n, dtype=torch.long, device=device)
+        unpack[pack] = torch.arange(n, device=device)
+        _TRI[key] = (pack, unpack)
+    return _TRI[key]
+
+
+def packed_size(d: int) -> int:
+    """Entries of a stored d × d triangular factor (its upper triangle)."""
+    return d * (d + 1) // 2
+
+
+def unpack_factors(Qs: list[Tensor], d: int, dtype: torch.dtype) -> Tensor:
+    """Stored factors of side ``d`` as a batch in ``dtype``: ``(B, d, d)`` upper-triangular matrices from packed
+    triangles, ``(B, d)`` for diagonal factors (stored as their diagonal, ``d`` entries)."""
+    P = torch.stack(Qs).to(dtype)
+    if P.shape[-1] == d:  # diagonal (d = 1: the two forms coincide)
+        return P
+    _, unpack = _tri_maps(d, P.device)
+    return torch.nn.functional.pad(P, (0, 1)).index_select(-1, unpack).view(P.shape[0], d, d)
+
+
+def pack_factors(Q: Tensor, out: list[Tensor]) -> None:
+    """Write the batch ``Q`` (from :func:`unpack_factors`, already in the state dtype) into the stored ``out``."""
+    if Q.ndim == 3:
+        pack, _ = _tri_maps(Q.shape[-1], Q.device)
+        Q = Q.reshape(Q.shape[0], -1).index_select(-1, pack)
+    torch._foreach_copy_(out, list(Q.unbind(0)))
 
 
 def _apply(Q: Tensor, X: Tensor, side: str, transpose: bool = False) -> Tensor:
     """``Q X`` (left) or ``X Qᵀ`` (right); ``transpose``: ``Qᵀ X`` / ``X Q``. Diagonal ``Q`` are vectors."""
     if Q.ndim == X.ndim - 1:  # diagonal factor
         return X * (Q.unsqueeze(-1) if side == "L" else Q.unsqueeze(-2))
-    if side == "L":
-        return (Q.mT if transpose else Q) @ X
-    return X @ (Q if transpose else Q.mT)
+    # Q is upper-triangular: tri_matmul skips its zero triangle (half the flops of a dense product)
+    if side == "L":  # Q X, or Qᵀ X with Qᵀ lower-triangular
+        return tri_matmul(Q.mT, X, upper=False) if transpose else tri_matmul(Q, X)
+    # X Qᵀ = (Q Xᵀ)ᵀ;  X Q = (Qᵀ Xᵀ)ᵀ
+    return (tri_matmul(Q.mT, X.mT, upper=False) if transpose else tri_matmul(Q, X.mT)).mT
 
 
 def _solve(Q: Tensor, X: Tensor, side: str) -> Tensor:
     """``Q^{-T} X`` (left) or ``X Q^{-1}`` (right) for upper-triangular (or diagonal) ``Q``."""
     if Q.ndim == X.ndim - 1:
         return X / (Q.unsqueeze(-1) if side == "L" else Q.unsqueeze(-2))
-    if side == "L":
-        return torch.linalg.solve_triangular(Q.mT, X, upper=False)
+    if side == "L":  # Q^{-T} X = (Xᵀ Q^{-1})ᵀ: the right-side solve on Q itself (no transposed-factor copy)
+        return torch.linalg.solve_triangular(Q, X.mT, upper=True, left=False).mT
     return torch.linalg.solve_triangular(Q, X, upper=True, left=False)
 
 
 class PSGDKron(Transform):
     """PSGD Kron's matrix direction (module docstring), batched over the bucket; ``hvp=True``: the HVP variant.
 
-    State per parameter (its dtype): ``exp_avg`` (parameter shape), ``Q_L`` (m × m, or ``(m,)`` when
-    ``m > max_size_triangular``) and ``Q_R`` likewise. The fit runs in float32 (float64 for float64
+    State per parameter (its dtype): ``exp_avg`` (parameter shape), ``Q_L`` (the upper triangle of the m × m
+    factor, row-major, ``m(m+1)/2`` entries — HeavyBall's layout, half the bytes of the square; its diagonal
+    ``(m,)`` when ``m > max_size_triangular`` or ``m = 1``) and ``Q_R`` likewise; :func:`unpack_factors`
+    gives the matrices. The fit runs in float32 (float64 for float64
     parameters). Numerics: ``T₁`` and ``T₂`` are formed from ``h·f`` and ``v·f`` (``f = 2^-k`` of ``h``) and
     saturate, so the normalised group step is finite for any gradient scale; the preconditioned direction is
     formed from ``m̂·2^-k`` and saturates. The HVP variant costs one Hessian-vector product (double backward)
@@ -117,8 +182,8 @@ class PSGDKron(Transform):
         m, n = matrix_view(p).shape if p.ndim >= 2 else (1, p.numel())
         s = math.sqrt(group["precond_init_scale"])
         big = group["max_size_triangular"]
-        q = lambda d: torch.full((d,), s, dtype=p.dtype, device=p.device) if d > big else (  # noqa: E731
-            torch.eye(d, dtype=p.dtype, device=p.device) * s)
+        q = lambda d: torch.full((d,), s, dtype=p.dtype, device=p.device) if d > big or d == 1 else (  # noqa: E731
+            (torch.eye(d, dtype=p.dtype, device=p.device) * s)[tuple(torch.triu_indices(d, d, device=p.device))])
         return {"exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format), "Q_L": q(m), "Q_R": q(n)}
 
     def _fit(self, QL: Tensor, QR: Tensor, V: Tensor, H: Tensor, mu: float) -> tuple[Tensor, Tensor]:
@@ -145,8 +210,9 @@ class PSGDKron(Transform):
             else:
                 T1 = A @ A.mT if side == "L" else A.mT @ A
                 T2 = B @ B.mT if side == "L" else B.mT @ B
-                nrm = norm_lower_bound(T1 + T2).clamp_min(torch.finfo(A.dtype).tiny)
-                new.append(Q - mu * (torch.triu(T1 - T2) / nrm) @ Q)
+                nrm = norm_lower_bound(T1 + T2, bounded=True).clamp_min(torch.finfo(A.dtype).tiny)
+                D = T1.sub_(T2).mul_(mu / nrm)  # in place (T₁ is not used again); triu_triu reads triu(D)
+                new.append(Q - triu_triu(D, Q))  # triangular times triangular: upper-triangular
         return new[0], new[1]
 
     def update(self, b: Bucket) -> None:
@@ -160,6 +226,7 @@ class PSGDKron(Transform):
         as_mat = (lambda xs: stack_matrices(xs, dtype=wd)) if p0.ndim >= 2 else (
             lambda xs: torch.stack(xs).to(wd).unsqueeze(-2))
         M = as_mat(mh)
+        rows, cols = M.shape[-2:]
         QLs, QRs = b.state(self, "Q_L"), b.state(self, "Q_R")
         order = {id(p): i for i, p in enumerate(g["params"])}
         fit = [i for i, t in enumerate(b.steps)
@@ -174,12 +241,16 @@ class PSGDKron(Transform):
                 H = self._hvps(b, fit, V)
             else:
                 H = M[fit]
-            QL = torch.stack([QLs[i] for i in fit]).to(wd)
-            QR = torch.stack([QRs[i] for i in fit]).to(wd)
+            QL = unpack_factors([QLs[i] for i in fit], rows, wd)
+            QR = unpack_factors([QRs[i] for i in fit], cols, wd)
             QL, QR = self._fit(QL, QR, V, H, g["precond_lr"])
-            torch._foreach_copy_([QLs[i] for i in fit], list(saturate(QL, dt).to(dt).unbind(0)))
-            torch._foreach_copy_([QRs[i] for i in fit], list(saturate(QR, dt).to(dt).unbind(0)))
-        QL, QR = torch.stack(QLs).to(wd), torch.stack(QRs).to(wd)
+            QL, QR = saturate(QL, dt).to(dt), saturate(QR, dt).to(dt)  # what the state holds
+            pack_factors(QL, [QLs[i] for i in fit])
+            pack_factors(QR, [QRs[i] for i in fit])
+        if len(fit) == len(b.steps):  # the fitted factors are exactly upper-triangular: what unpacking returns
+            QL, QR = QL.to(wd), QR.to(wd)
+        else:
+            QL, QR = unpack_factors(QLs, rows, wd), unpack_factors(QRs, cols, wd)
         f = pow2_scale(M)
         U = _apply(QL, _apply(QL, _apply(QR, _apply(QR, M * f, "R"), "R", transpose=True), "L"), "L", transpose=True)
         U = saturate(U * (1 / f), wd)  # exact: f is a power of two
