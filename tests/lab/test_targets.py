@@ -2,8 +2,9 @@
 
 Every task declares a target for its primary metric; AdamW at the task's settings reaches it within
 the default budget on the tasks cheap enough for a unit test. Rastrigin's target (the global
-minimum's basin) is the exception by design: AdamW stops in a local minimum there. char_lm and
-modular_arithmetic take 20-40 s at their default budget, so their check is marked slow (pinn_pde too:
+minimum's basin) is an exception by design: AdamW stops in a local minimum there; so is group_words' grokking
+target (test accuracy 0.99), which AdamW does not reach at the default 50% split within the default budget. char_lm and
+modular_arithmetic (and student_teacher, tubal_sensing: 3000-5000 steps) take 10-40 s at their default budget, so their check is marked slow (pinn_pde too:
 two second-order autograd passes per step).
 """
 
@@ -16,8 +17,8 @@ from optimlab.lab.runner import run
 from optimlab.lab.steplog import EVAL_OVERHEAD, default_eval_every, eval_steps
 from optimlab.lab.tasks import TASKS
 
-NOT_REACHED_BY_ADAMW = {"rastrigin"}  # see the module docstring
-SLOW = {"char_lm", "modular_arithmetic", "pinn_pde"}
+NOT_REACHED_BY_ADAMW = {"rastrigin", "group_words"}  # see the module docstring
+SLOW = {"char_lm", "modular_arithmetic", "pinn_pde", "student_teacher", "tubal_sensing"}
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

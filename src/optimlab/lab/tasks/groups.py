@@ -94,6 +94,10 @@ class FiniteGroupWords(Task):
     n_heads: int = 4
     batch_size: int | None = None
 
+    def _targets(self) -> dict[str, float]:
+        # grokking: test accuracy 0.99; AdamW at the default split and budget does not reach it (tests/lab/test_targets.py)
+        return {"test_accuracy": 0.99}
+
     @property
     def p(self) -> int:
         """The group order (``ModularInstance`` sizes its model by ``p``)."""

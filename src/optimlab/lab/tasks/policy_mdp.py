@@ -54,6 +54,10 @@ class PolicyMDP(Task):
     batch_size: int = 16
     init_scale: float = 0.5
 
+    def _targets(self) -> dict[str, float]:
+        # regret reached by AdamW at the task's settings within the default budget (seeds 0 / 1: 0.36 / 0.12)
+        return {"eval_loss": 0.5}
+
     def __post_init__(self) -> None:
         check_int(self.name, "n_states", self.n_states, minimum=1, maximum=10_000)
         check_int(self.name, "n_actions", self.n_actions, minimum=2, maximum=1_000)

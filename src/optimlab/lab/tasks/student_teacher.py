@@ -77,6 +77,10 @@ class StudentTeacher(Task):
     init_scale: float = 1.0
     noise: float = 0.0
 
+    def _targets(self) -> dict[str, float]:
+        # reached by AdamW at the task's settings within the default budget (seeds 0 and 1 end below 1e-4)
+        return {"eval_loss": 1e-3}
+
     def __post_init__(self) -> None:
         n = self.name
         check_int(n, "d", self.d, minimum=1)

@@ -81,6 +81,10 @@ class TubalSensing(Task):
     measurements: int = 250
     init_scale: float = 1e-3
 
+    def _targets(self) -> dict[str, float]:
+        # reached by AdamW at the task's settings within the default budget (seeds 0 / 1: 0.0030 / 0.0083)
+        return {"eval_loss": 0.02}
+
     def __post_init__(self) -> None:
         name = self.name
         check_int(name, "n", self.n, minimum=1)
