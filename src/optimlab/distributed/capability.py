@@ -111,7 +111,7 @@ def unit_cost(t: Transform, shape: Any, group: dict) -> float:
 
 def fsdp_refusal(recipe: Recipe, roles: list[str]) -> str | None:
     """Why ``recipe`` cannot run on FSDP2-sharded parameters of these roles (None: it can)."""
-    bad = sorted(recipe.needs & {"global", "reevaluate", "hvp", "value", "jvp"})
+    bad = sorted(recipe.needs & {"global", "reevaluate", "hvp", "value", "jvp", "outputs"})
     if bad:
         return f"it needs {bad} (reductions / re-evaluations over whole parameters, not local shards)"
     for role in roles:
@@ -134,7 +134,7 @@ def fsdp_refusal(recipe: Recipe, roles: list[str]) -> str | None:
 #: needs whose values come from the closure beyond its first loss: Hessian-vector / Jacobian-vector products,
 #: loss values at perturbed points (zeroth order), re-evaluations (their losses, and gradients when the closure
 #: does not go through DDP). Each rank's closure sees its own batch and DDP all-reduces none of these.
-CLOSURE_NEEDS = frozenset({"hvp", "jvp", "value", "reevaluate"})
+CLOSURE_NEEDS = frozenset({"hvp", "jvp", "value", "reevaluate", "outputs"})  # outputs: Gauss–Newton products
 
 
 def ddp_refusal(recipe: Recipe, closure: str) -> str | None:

@@ -19,8 +19,9 @@ def dion() -> Recipe:
     Matrix defaults: lr 0.02 (spectral norm of the step before sqrt(m/n)), momentum μ 0.95, rank_fraction
     1.0 (r = min(m, n); the authors' 160M config uses 0.5), eps 1e-8, weight_decay 0.01, q_seed 0
     (all from github.com/microsoft/dion: ``dion_simple.py`` and ``configs/dion_160m.yaml``).
-    Single device: the distributed sharding (the point of the paper) is not implemented; QR runs in float32
-    (the reference code does too), ``M`` and ``Q`` are stored in the parameter's dtype.
+    Distributed (``process_group=`` or FSDP2): the paper's sharded power iteration with small collectives
+    (``optimlab.distributed.dion``, docs/distributed.md). QR runs in float32 (the reference code does too),
+    ``M`` and ``Q`` are stored in the parameter's dtype.
     Paper: Ahn, Xu, Abreu & Langford, Dion: Distributed Orthonormalized Updates (arXiv:2504.05295).
     """
     return muon().replace(

@@ -215,8 +215,8 @@ SF_NORMUON = register(Claim(
     optimizers=("adamw", "sf_adamw", "sf_normuon"),
     protocol="proxy: mnist1d, horizons {150, 300, 600} (fast {30, 60}); AdamW with a cosine schedule over the "
              "horizon (lab.schedules via the runner), SF-AdamW, SF-NorMuon; lr tuned per optimizer and horizon on "
-             "default × {1/4 … 4} (fast × {1/2, 1, 2}). The weight-decay-at-z ablation needs an option sf_normuon "
-             "lacks: not run.",
+             "default × {1/4 … 4} (fast × {1/2, 1, 2}). The weight-decay-at-z ablation is its own claim, "
+             "sf-normuon-wd-at-fast-iterate.",
     rule="per seed and horizon: L(SF-AdamW) > L(AdamW-cosine) and L(SF-NorMuon) ≤ L(AdamW-cosine); a tuned lr at a "
          "grid edge makes it inconclusive",
     margin="no tolerance, every horizon and seed",
