@@ -73,8 +73,8 @@ def test_hsdp_two_by_two_mesh_matches_one_process(tmp_path):
     """HSDP: a 2-D (replicate=2, shard=2) mesh on 4 processes. Elementwise chains on the local shards; whole
     matrices repartitioned within the shard dimension (each replica group computes them once, the same
     bits); settings agree over all 4 ranks. muon, adamw: within 1 ULP (measured 0); Dion's low-rank mode
-    within its stated tolerance (tests/distributed/test_dion.py)."""
-    from test_dion import TOL, _rel
+    within its stated tolerance (tests/distributed/test_dion_distributed.py)."""
+    from test_dion_distributed import TOL, _rel
 
     names = ["muon", "adamw", "dion_lowrank"]
     results = launch(w_fsdp, 4, tmp_path, names, STEPS, (), True)
