@@ -339,7 +339,7 @@ def test_bad_option_values_name_the_option_and_value(name, options, option):
 def test_unknown_task_suggests_close_names():
     with pytest.raises(ValueError, match=r"unknown task 'quadratc'; did you mean 'quadratic'"):
         get_task("quadratc")
-    with pytest.raises(ValueError, match="available: associative_memory, char_lm"):
+    with pytest.raises(ValueError, match="available: associative_memory, bigram_lm, char_lm"):
         get_task("nope")
 
 
