@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import Task, check_choice, check_float, check_int
-from .modular import ARCHS, ModularInstance
+from .base import Task, check_choice
+from .modular import ModularInstance, check_pair_options
 
 __all__ = ["FiniteGroupWords", "GROUPS", "group_elements", "word_table"]
 
@@ -108,18 +108,7 @@ class FiniteGroupWords(Task):
         check_choice(n, "group", self.group, GROUPS)
         if not isinstance(self.word, str) or not self.word or set(self.word) - set("abAB"):
             raise ValueError(f"{n}: word must be a non-empty string over 'a', 'b', 'A', 'B', got {self.word!r}")
-        check_float(n, "train_fraction", self.train_fraction, minimum=0.0, maximum=1.0, strict_min=True)
-        if self.train_fraction >= 1.0:
-            raise ValueError(f"{n}: train_fraction must be < 1 to leave a test set, got {self.train_fraction!r}")
-        check_choice(n, "arch", self.arch, ARCHS)
-        check_int(n, "d", self.d, minimum=1)
-        check_int(n, "width", self.width, minimum=1)
-        check_int(n, "n_layers", self.n_layers, minimum=1)
-        check_int(n, "n_heads", self.n_heads, minimum=1)
-        if self.arch == "transformer" and self.d % self.n_heads:
-            raise ValueError(f"{n}: n_heads must divide d={self.d}, got {self.n_heads!r}")
-        if self.batch_size is not None:
-            check_int(n, "batch_size", self.batch_size, minimum=1)
+        check_pair_options(self)
 
     def _metrics(self):
         return ("train_loss", "train_accuracy", "eval_loss", "test_accuracy")

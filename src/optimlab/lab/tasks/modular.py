@@ -24,6 +24,22 @@ OPERATIONS = ("add", "sub", "mul", "div")
 ARCHS = ("mlp", "transformer")
 
 
+def check_pair_options(t) -> None:
+    """The options shared by the pair-classification tasks (modular_arithmetic, group_words): train_fraction,
+    arch, d, width, n_layers, n_heads, batch_size; a ValueError/TypeError naming the task and the value."""
+    n = t.name
+    check_float(n, "train_fraction", t.train_fraction, minimum=0.0, maximum=1.0, strict_min=True)
+    if t.train_fraction >= 1.0:
+        raise ValueError(f"{n}: train_fraction must be < 1 to leave a test set, got {t.train_fraction!r}")
+    check_choice(n, "arch", t.arch, ARCHS)
+    for key in ("d", "width", "n_layers", "n_heads"):
+        check_int(n, key, getattr(t, key), minimum=1)
+    if t.arch == "transformer" and t.d % t.n_heads:
+        raise ValueError(f"{n}: n_heads must divide d={t.d}, got {t.n_heads!r}")
+    if t.batch_size is not None:
+        check_int(n, "batch_size", t.batch_size, minimum=1)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModularArithmetic(Task):
     """Options: p (prime modulus, 97), operation ("add" | "sub" | "mul" | "div"; div is
@@ -71,20 +87,7 @@ class ModularArithmetic(Task):
         if any(self.p % q == 0 for q in range(2, int(self.p ** 0.5) + 1)):
             raise ValueError(f"{n}: p must be a prime, got {self.p!r}")
         check_choice(n, "operation", self.operation, OPERATIONS)
-        check_float(n, "train_fraction", self.train_fraction, minimum=0.0, maximum=1.0,
-                    strict_min=True)
-        if self.train_fraction >= 1.0:
-            raise ValueError(f"{n}: train_fraction must be < 1 to leave a test set, "
-                             f"got {self.train_fraction!r}")
-        check_choice(n, "arch", self.arch, ARCHS)
-        check_int(n, "d", self.d, minimum=1)
-        check_int(n, "width", self.width, minimum=1)
-        check_int(n, "n_layers", self.n_layers, minimum=1)
-        check_int(n, "n_heads", self.n_heads, minimum=1)
-        if self.arch == "transformer" and self.d % self.n_heads:
-            raise ValueError(f"{n}: n_heads must divide d={self.d}, got {self.n_heads!r}")
-        if self.batch_size is not None:
-            check_int(n, "batch_size", self.batch_size, minimum=1)
+        check_pair_options(self)
 
     def _metrics(self):
         return ("train_loss", "train_accuracy", "eval_loss", "test_accuracy")
