@@ -23,8 +23,10 @@ accelerator, when every chain of the step was fused, the read is deferred to the
 the parameters are as safe, and the error (or the skip count) arrives one call late, naming the parameter.
 The cost of the check is one read of the gradients (BENCHMARKS.md). Under ``torch.compile`` the fused
 kernels are not used (torch's fused AdamW does not survive functionalization; inductor fuses the
-transforms' foreach ops itself), so the compiled step works at the defaults; the host read of the flag is
-still one graph break there.
+transforms' foreach ops itself), so the compiled step works at the defaults, and with ``"error"`` the check
+stays on the device (``guarded.py``: masked write-back and device assertions, no graph break; the refusal
+is then a ``RuntimeError`` with the same message). ``"skip"`` under compile still reads the flag on the
+host (one graph break).
 
 ``fused=True`` (default) lets a fused kernel serve a whole chain where one exists (torch's fused Adam/AdamW
 kernel for the adam chains); ``fused=False`` runs every transform one by one (the same formula).
@@ -57,7 +59,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import checkpoint, finite
+from . import checkpoint, finite, guarded
 from .context import SkipStep, StepContext
 from .hparams import validate
 from .params import check_param, check_params
@@ -253,17 +255,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         if self.nonfinite == "skip":
             self.skipped_steps += 1
             return
-        flat = [(g, p) for g, ps in work for p in ps]
         if i is None:
-            i = finite.first_nonfinite([p.grad for _, p in flat])
-        g, p = flat[i]
-        j = next(k for k, q in enumerate(g["params"]) if q is p)  # identity: == on tensors compares values
-        names = g.get("param_names")
-        label = repr(names[j]) if names else f"#{j} of the {g['role']!r} group"
-        raise FloatingPointError(
-            f"{self.name}: gradient of parameter {label} (shape {tuple(p.shape)}) "
-            f"{'had NaN or Inf at the previous step(), whose check was deferred' if late else 'has NaN or Inf'}; "
-            f"nothing was updated (nonfinite='error'; 'skip' skips such steps, 'ignore' checks nothing)")
+            i = finite.first_nonfinite([p.grad for _, ps in work for p in ps])
+        raise FloatingPointError(finite.messages(self.name, work, late)[i])
 
     def _prepared(self, work: list[tuple[dict, list[Tensor]]], ctx: StepContext
                   ) -> tuple[list[tuple[Any, Bucket]], list[Tensor]]:
@@ -293,7 +287,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         fused = self.fused and not compiling  # torch's fused kernels do not survive functionalization
         values_only = "value" in self.recipe.needs  # zeroth order: no gradients to check
         check = None if self.nonfinite == "ignore" or values_only else finite.Check(
-            [p.grad for _, ps in work for p in ps])
+            [p.grad for _, ps in work for p in ps], compiled=compiling)
         found = None if check is None else check.found
         if check is not None and "reevaluate" in ctx.needs and check.flagged():
             # the pre-pass would re-evaluate from a non-finite gradient: refuse it first, naming the parameter
@@ -314,6 +308,9 @@ class ChainOptimizer(torch.optim.Optimizer):
                 self._distributed.run(buckets, fused)
                 if any(c.finishes for c, _ in buckets):  # the post-pass, as in one process (DDP: whole params)
                     ctx.finish(buckets)
+            return ctx.loss if values_only else loss
+        if compiling and guarded.applies(check, self.nonfinite):  # on-device check, no graph break
+            guarded.run(buckets, check, finite.messages(self.name, work), ctx)
             return ctx.loss if values_only else loss
         later = []
         for chain, b in buckets:

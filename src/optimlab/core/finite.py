@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["Check", "flags", "raised", "first_nonfinite", "DEFER_ON_CPU"]
+__all__ = ["Check", "flags", "raised", "first_nonfinite", "messages", "DEFER_ON_CPU"]
 
 _LOW = (torch.float16, torch.bfloat16)
 DEFER_ON_CPU = False  # tests set it to exercise the deferred path on CPU
@@ -36,7 +36,7 @@ class Check:
 
     __slots__ = ("found", "_parts", "_grads", "_host", "_events")
 
-    def __init__(self, grads: Sequence[Tensor]):
+    def __init__(self, grads: Sequence[Tensor], compiled: bool = False):
         by_key: dict[tuple[torch.device, torch.dtype], list[int]] = {}
         for i, g in enumerate(grads):
             by_key.setdefault((g.device, g.dtype), []).append(i)
@@ -44,16 +44,20 @@ class Check:
         self._parts: list[tuple[list[int], Tensor, bool]] = []  # (indices, their norms, exact?) per key
         for (device, dtype), idx in by_key.items():
             gs = [grads[i] for i in idx]
-            exact = device.type != "cpu" or DEFER_ON_CPU
-            order = float("inf") if exact else 2.0
+            part_exact = compiled or device.type != "cpu" or DEFER_ON_CPU
+            order = float("inf") if part_exact else 2.0
+            if compiled:  # exact, and lowered by inductor into its own reduction (its CPU max-norm is eager's)
+                norms = [g.abs().amax() for g in gs]
             # fp16/bf16 norms come back in fp32 (no overflow at 65504; found_inf is fp32); fp32/fp64 take the
             # call without dtype= (torch's multi-tensor fast path on CUDA)
-            norms = torch._foreach_norm(gs, order, dtype=torch.float32) if dtype in _LOW \
-                else torch._foreach_norm(gs, order)
+            elif dtype in _LOW:
+                norms = torch._foreach_norm(gs, order, dtype=torch.float32)
+            else:
+                norms = torch._foreach_norm(gs, order)
             vec = torch.stack(norms)  # native dtype: an fp64 norm of 1e300 is finite
             bad = vec.amax().isfinite().logical_not().float()  # NaN propagates through amax
             self.found[device] = torch.maximum(self.found[device], bad) if device in self.found else bad
-            self._parts.append((idx, vec, exact))
+            self._parts.append((idx, vec, part_exact))
         self._grads: Sequence[Tensor] | None = grads  # to confirm an inexact (CPU) flag; dropped by defer()
         self._host: list[tuple[list[int], Tensor, bool]] | None = None
         self._events: list = []
@@ -72,6 +76,15 @@ class Check:
                 ev = torch.cuda.Event()
                 ev.record(torch.cuda.current_stream(d))
                 self._events.append(ev)
+
+    def assert_finite(self, messages: Sequence[str]) -> None:
+        """One device-side assertion per gradient, ``messages[i]`` when gradient ``i`` is non-finite (no host
+        read: under ``torch.compile`` it stays in the graph; it raises ``RuntimeError`` when the graph runs).
+        Only meaningful on an exact check (``exact=True`` or an accelerator)."""
+        for idx, vec, _ in self._parts:
+            ok = vec.isfinite()
+            for k, i in enumerate(idx):
+                torch._assert_async(ok[k], messages[i])
 
     def flagged(self) -> bool:
         """Whether some flag is set (a host synchronisation): some gradient may be non-finite."""
@@ -113,3 +126,18 @@ def first_nonfinite(grads: Sequence[Tensor]) -> int | None:
         if not bool(g.isfinite().all()):
             return i
     return None
+
+
+def messages(name: str, work: Sequence[tuple[dict, Sequence[Tensor]]], late: bool = False) -> list[str]:
+    """The ``"error"`` refusal naming each checked parameter (by name when its group has ``param_names``, else
+    by its index in its group), in the order of the check's gradients (``work``: (group, parameters) pairs)."""
+    what = "had NaN or Inf at the previous step(), whose check was deferred" if late else "has NaN or Inf"
+    out = []
+    for g, ps in work:
+        names = g.get("param_names")
+        for p in ps:
+            j = next(k for k, q in enumerate(g["params"]) if q is p)  # identity: == on tensors compares values
+            label = repr(names[j]) if names else f"#{j} of the {g['role']!r} group"
+            out.append(f"{name}: gradient of parameter {label} (shape {tuple(p.shape)}) {what}; nothing was updated "
+                       f"(nonfinite='error'; 'skip' skips such steps, 'ignore' checks nothing)")
+    return out
