@@ -78,3 +78,15 @@ def test_reverse_std_puts_the_basis_on_the_large_side():
     assert rev < state_bytes_per_param("galore_adamw", (m, n))
     sq = [state_bytes_per_param("galore_adamw", (64, 64), proj_type=t) for t in ("std", "reverse_std")]
     assert sq[0] == sq[1] == 8.0 * 3 / 8
+
+
+def test_state_bytes_add_counts_total_and_role():
+    from optimlab.core.state_bytes import StateBytes
+
+    sb = StateBytes(0, 0)
+    sb.add("matrix", 64, 8)
+    sb.add("vector", 4, 1)
+    sb.add("matrix", 16, 2)
+    assert (sb.total, sb.n_params) == (84, 11)
+    assert sb.by_role == {"matrix": (80, 10), "vector": (4, 1)}
+    assert sb.role_per_param("matrix") == 8.0 and sb.per_param == 84 / 11

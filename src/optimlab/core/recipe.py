@@ -12,9 +12,9 @@ from typing import Any
 
 from .context import check_needs
 from .hparams import HParam, validate
-from .transform import Chain
+from .transform import Chain, Transform, chain
 
-__all__ = ["Recipe"]
+__all__ = ["Recipe", "every_role"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,14 @@ class Recipe:
 
     def roles_described(self) -> dict[str, Chain]:
         return dict(self.chains)
+
+
+def every_role(name: str, *transforms: Transform, defaults: Mapping[str, Any], summary: str, paper: str,
+               rule: str, needs: frozenset[str] = frozenset()) -> Recipe:
+    """A recipe that treats every parameter alike: one chain of ``transforms`` for the ``"*"`` role.
+
+    ``defaults`` are that role's default hyperparameters; the other fields are :class:`Recipe`'s. The shape
+    of methods that precondition all parameters as one (Gauss–Newton, Hutchinson diagonals, M-FAC, ...).
+    """
+    return Recipe(name=name, chains={"*": chain(*transforms)}, defaults={"*": dict(defaults)}, summary=summary,
+                  paper=paper, rule=rule, needs=needs)

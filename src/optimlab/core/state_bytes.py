@@ -44,6 +44,13 @@ class StateBytes:
         b, n = self.by_role[role]
         return b / max(n, 1)
 
+    def add(self, role: str, nbytes: int, n_params: int) -> None:
+        """Count ``nbytes`` of state over ``n_params`` entries, in the total and under ``role``."""
+        old = self.by_role.get(role, (0, 0))
+        self.by_role[role] = (old[0] + nbytes, old[1] + n_params)
+        self.total += nbytes
+        self.n_params += n_params
+
 
 def _roles(optimizer: torch.optim.Optimizer) -> list[tuple[str, dict]]:
     return [(g.get("role", f"group{i}"), g) for i, g in enumerate(optimizer.param_groups)]
@@ -53,12 +60,8 @@ def held_state_bytes(optimizer: torch.optim.Optimizer) -> StateBytes:
     """The state tensors ``optimizer`` holds now, over all its parameters (with state or not)."""
     out = StateBytes(0, 0)
     for role, g in _roles(optimizer):
-        b = sum(tensor_bytes(optimizer.state[p].values()) for p in g["params"] if p in optimizer.state)
-        n = sum(p.numel() for p in g["params"])
-        old = out.by_role.get(role, (0, 0))
-        out.by_role[role] = (old[0] + b, old[1] + n)
-        out.total += b
-        out.n_params += n
+        out.add(role, sum(tensor_bytes(optimizer.state[p].values()) for p in g["params"] if p in optimizer.state),
+                sum(p.numel() for p in g["params"]))
     return out
 
 
@@ -68,12 +71,8 @@ def predicted_state_bytes(optimizer: Any) -> StateBytes:
     out = StateBytes(0, 0)
     for role, g in _roles(optimizer):
         chain = optimizer.recipe.chain_for(g["role"])
-        b = sum(tensor_bytes(chain.init(p.detach(), g).values()) for p in g["params"])
-        n = sum(p.numel() for p in g["params"])
-        old = out.by_role.get(role, (0, 0))
-        out.by_role[role] = (old[0] + b, old[1] + n)
-        out.total += b
-        out.n_params += n
+        out.add(role, sum(tensor_bytes(chain.init(p.detach(), g).values()) for p in g["params"]),
+                sum(p.numel() for p in g["params"]))
     return out
 
 

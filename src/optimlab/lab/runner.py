@@ -47,10 +47,9 @@ from optimlab.core.state_bytes import held_state_bytes
 
 from . import batching, branch
 from . import checkpoint as checkpoint_codec
-from . import schedules
+from . import run_args, schedules
 from . import steplog
-from .store import RunStore, canonical_json, drop_checkpoint, environment
-from .tasks import get_task
+from .store import RunStore, drop_checkpoint, environment
 from .tasks.base import derive_seed, preserve_global_rng
 
 __all__ = ["RunResult", "run", "summarize", "optimizer_state_bytes", "RUN_KEYS"]
@@ -202,29 +201,11 @@ def run(task: str, optimizer: str, *, hparams: Mapping[str, Any] | None = None, 
     that is not a valid optimlab checkpoint for this model and optimizer: ValueError naming the run
     and the bad entry, the store unchanged (see :mod:`optimlab.lab.checkpoint`).
     """
-    if not isinstance(restart, bool):
-        raise TypeError(f"run: restart must be a bool, got {restart!r}")
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise ValueError(f"run: threads must be an int >= 1, got {threads!r}")
-    task_obj = get_task(task, **dict(task_options or {}))
-    spec = task_obj.spec
-    if not isinstance(optimizer, str) or optimizer not in optimlab.available():
-        optimlab.create([torch.zeros(1, requires_grad=True)], optimizer)  # raises with a hint
-        raise ValueError(f"run: unknown optimizer {optimizer!r}")
-    if hparams is None or (not hparams and optimizer == "adamw"):
-        hparams = dict(spec.adamw) if optimizer == "adamw" else {}
-    hparams = dict(hparams) | ({"branch_from": branch_from} if branch_from is not None else {})
-    steps = spec.default_steps if steps is None else steps
-    for label, value in (("steps", steps), ("eval_every", eval_every),
-                         ("checkpoint_every", checkpoint_every), ("sharpness_every", sharpness_every)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ValueError(f"run: {label} must be an int >= 1, got {value!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"run: seed must be an int >= 0, got {seed!r}")
-    eval_every = eval_every or steplog.default_eval_every(steps, getattr(task_obj, "eval_cost", 1.0))
-    checkpoint_every = checkpoint_every or eval_every
-    options = task_obj.options
-    canonical_json(hparams)  # fail early on values the store cannot record
+    args = run_args.check(task, optimizer, hparams=hparams, seed=seed, steps=steps, task_options=task_options,
+                          eval_every=eval_every, checkpoint_every=checkpoint_every, threads=threads,
+                          restart=restart, sharpness_every=sharpness_every, branch_from=branch_from)
+    task_obj, options, hparams, steps = args.task, args.options, args.hparams, args.steps
+    eval_every, checkpoint_every = args.eval_every, args.checkpoint_every
 
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)

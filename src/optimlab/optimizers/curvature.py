@@ -6,9 +6,8 @@ The Hutchinson ones need ``opt.step(closure)`` with a closure that calls ``loss.
 gradients. All apply to every role: the papers precondition every parameter alike.
 """
 
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe, every_role
 from ..core.registry import register
-from ..core.transform import chain
 from ..transforms.decay import DecoupledDecay
 from ..transforms.fisher import MFac, ScaledFactor
 from ..transforms.hessian import Oasis, RegularizedNewton, SaddleFreeNewton, SaniaHutchinson, SophiaClip
@@ -16,6 +15,7 @@ from ..transforms.hessian import Oasis, RegularizedNewton, SaddleFreeNewton, San
 HVP = frozenset({"loss", "hvp"})
 SOPHIA_PAPER = ("Liu, Li, Hall, Liang, Ma, Sophia: A Scalable Stochastic Second-order Optimizer for Language "
                 "Model Pre-training (ICLR 2024), arXiv:2305.14342")
+SOPHIA_DEFAULTS = {"lr": 1e-3, "weight_decay": 0.1}  # sophia_h and sophia_g (see their docstrings)
 
 
 @register("sophia_h")
@@ -34,9 +34,8 @@ def sophia_h() -> Recipe:
     Paper: Liu et al., "Sophia: A Scalable Stochastic Second-order Optimizer for Language Model
     Pre-training" (ICLR 2024), arXiv:2305.14342.
     """
-    return Recipe(
-        name="sophia_h", chains={"*": chain(DecoupledDecay(), SophiaClip())},
-        defaults={"*": {"lr": 1e-3, "weight_decay": 0.1}},
+    return every_role(
+        "sophia_h", DecoupledDecay(), SophiaClip(), defaults=SOPHIA_DEFAULTS,
         summary="Sophia-H: clipped steps on an EMA of Hutchinson's diagonal Hessian (needs step(closure), "
                 "create_graph)",
         paper=SOPHIA_PAPER,
@@ -58,8 +57,8 @@ def oasis() -> Recipe:
     Paper: Jahani, Rusakov, Shi, Richtárik, Mahoney, Takáč, "Doubly Adaptive Scaled Algorithm for Machine
     Learning Using Second-Order Information" (ICLR 2022), arXiv:2109.05198.
     """
-    return Recipe(
-        name="oasis", chains={"*": chain(Oasis())}, defaults={"*": {"lr": 1.0}},
+    return every_role(
+        "oasis", Oasis(), defaults={"lr": 1.0},
         summary="OASIS: Hutchinson diagonal scaling with an adaptive step (needs step(closure), create_graph)",
         paper="Jahani et al., Doubly Adaptive Scaled Algorithm for Machine Learning Using Second-Order "
               "Information (ICLR 2022), arXiv:2109.05198",
@@ -80,8 +79,8 @@ def sania_hutchinson() -> Recipe:
     Paper: Abdukhakimov, Xiang, Kamzolov, Gower, Takáč, "SANIA: Polyak-type Optimization Framework Leads to
     Scale Invariant Stochastic Algorithms", arXiv:2312.17369.
     """
-    return Recipe(
-        name="sania_hutchinson", chains={"*": chain(SaniaHutchinson())}, defaults={"*": {"lr": 1.0}},
+    return every_role(
+        "sania_hutchinson", SaniaHutchinson(), defaults={"lr": 1.0},
         summary="SANIA Hutchinson: Polyak step in the metric of Hutchinson's |diag H| (needs step(closure), "
                 "create_graph)",
         paper="Abdukhakimov, Xiang, Kamzolov, Gower, Takáč, SANIA: Polyak-type Optimization Framework Leads to "
@@ -106,8 +105,8 @@ def mfac() -> Recipe:
     Paper: Frantar, Kurtic, Alistarh, "M-FAC: Efficient Matrix-Free Approximations of Second-Order
     Information" (NeurIPS 2021), arXiv:2107.03356.
     """
-    return Recipe(
-        name="mfac", chains={"*": chain(MFac())}, defaults={"*": {"lr": 1e-2}},
+    return every_role(
+        "mfac", MFac(), defaults={"lr": 1e-2},
         summary="M-FAC: inverse sliding-window empirical Fisher (Woodbury, per tensor) times the gradient",
         paper="Frantar, Kurtic, Alistarh, M-FAC: Efficient Matrix-Free Approximations of Second-Order Information "
               "(NeurIPS 2021), arXiv:2107.03356",
@@ -129,8 +128,8 @@ def scaled_gd() -> Recipe:
     Paper: Xu, Shen, Chi, Ma, "The Power of Preconditioning in Overparameterized Low-Rank Matrix Sensing"
     (ICML 2023), arXiv:2302.01186.
     """
-    return Recipe(
-        name="scaled_gd", chains={"*": chain(ScaledFactor())}, defaults={"*": {"lr": 0.1}},
+    return every_role(
+        "scaled_gd", ScaledFactor(), defaults={"lr": 0.1},
         summary="ScaledGD(λ): GD on a low-rank factor X preconditioned by (XᵀX + λI)⁻¹",
         paper="Xu, Shen, Chi, Ma, The Power of Preconditioning in Overparameterized Low-Rank Matrix Sensing "
               "(ICML 2023), arXiv:2302.01186",
@@ -153,8 +152,8 @@ def saddle_free_newton() -> Recipe:
     Paper: Dauphin, Pascanu, Gulcehre, Cho, Ganguli, Bengio, "Identifying and attacking the saddle point
     problem in high-dimensional non-convex optimization" (NeurIPS 2014), arXiv:1406.2572.
     """
-    return Recipe(
-        name="saddle_free_newton", chains={"*": chain(SaddleFreeNewton())}, defaults={"*": {"lr": 1.0}},
+    return every_role(
+        "saddle_free_newton", SaddleFreeNewton(), defaults={"lr": 1.0},
         summary="saddle-free Newton: V(|Λ| + λI)⁻¹Vᵀg in a k-step Lanczos subspace (needs step(closure), "
                 "create_graph)",
         paper="Dauphin et al., Identifying and attacking the saddle point problem in high-dimensional non-convex "
@@ -179,8 +178,8 @@ def regularized_newton() -> Recipe:
     arXiv:2112.02089; the seed "Gradient-Normalized Smoothness for Optimization with Approximate Hessians"
     analyses it with approximate Hessians (claim ``gn-smoothness-linear-rate``).
     """
-    return Recipe(
-        name="regularized_newton", chains={"*": chain(RegularizedNewton())}, defaults={"*": {"lr": 1.0}},
+    return every_role(
+        "regularized_newton", RegularizedNewton(), defaults={"lr": 1.0},
         summary="gradient-regularised Newton: (H + √(L‖g‖)I)⁻¹g, dense or CG (needs step(closure), create_graph)",
         paper="Mishchenko, Regularized Newton Method with Global O(1/k²) Convergence (SIAM J. Optim. 2023), "
               "arXiv:2112.02089",

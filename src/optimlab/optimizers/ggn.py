@@ -8,11 +8,11 @@ cross-entropy and for squared loss. All four precondition every parameter alike 
 all of them), so they apply to every role.
 """
 
-from ..core.recipe import Recipe
+from ..core.recipe import Recipe, every_role
 from ..core.registry import register
-from ..core.transform import chain
 from ..transforms.decay import DecoupledDecay
 from ..transforms.ggn import ExactGaussNewton, NaturalGradient, SophiaG, ThermodynamicNGD
+from .curvature import SOPHIA_DEFAULTS, SOPHIA_PAPER
 
 OUTPUTS = frozenset({"loss", "outputs"})
 
@@ -32,9 +32,8 @@ def natural_gradient() -> Recipe:
     Paper: Amari, "Natural Gradient Works Efficiently in Learning" (Neural Computation 1998); Martens,
     "New insights and perspectives on the natural gradient method" (JMLR 2020), arXiv:1412.1193.
     """
-    return Recipe(
-        name="natural_gradient", chains={"*": chain(NaturalGradient())},
-        defaults={"*": {"lr": 0.1, "damping": 1e-2}},
+    return every_role(
+        "natural_gradient", NaturalGradient(), defaults={"lr": 0.1, "damping": 1e-2},
         summary="natural gradient: (G + λI)⁻¹g with the batch's GGN/Fisher, dense or CG (needs step(closure) "
                 "with closure.batch)",
         paper="Martens, New insights and perspectives on the natural gradient method (JMLR 2020), arXiv:1412.1193",
@@ -59,8 +58,8 @@ def egn() -> Recipe:
     Paper: Korbit, Adeoye, Bemporad, Zanon, "Exact Gauss-Newton Optimization for Training Deep Neural
     Networks" (2024), arXiv:2405.14402.
     """
-    return Recipe(
-        name="egn", chains={"*": chain(ExactGaussNewton())}, defaults={"*": {"lr": 1.0}},
+    return every_role(
+        "egn", ExactGaussNewton(), defaults={"lr": 1.0},
         summary="EGN: Gauss–Newton/LM step by a (bc) × (bc) Woodbury solve, Armijo line search, adaptive damping "
                 "(needs step(closure) with closure.batch)",
         paper="Korbit, Adeoye, Bemporad, Zanon, Exact Gauss-Newton Optimization for Training Deep Neural Networks "
@@ -84,13 +83,11 @@ def sophia_g() -> Recipe:
     Paper: Liu, Li, Hall, Liang, Ma, "Sophia: A Scalable Stochastic Second-order Optimizer for Language Model
     Pre-training" (ICLR 2024), arXiv:2305.14342.
     """
-    return Recipe(
-        name="sophia_g", chains={"*": chain(DecoupledDecay(), SophiaG())},
-        defaults={"*": {"lr": 1e-3, "weight_decay": 0.1, "rho": 0.05}},
+    return every_role(
+        "sophia_g", DecoupledDecay(), SophiaG(), defaults={**SOPHIA_DEFAULTS, "rho": 0.05},
         summary="Sophia-G: clipped steps on an EMA of the Gauss–Newton–Bartlett diagonal (needs step(closure) "
                 "with closure.batch)",
-        paper="Liu, Li, Hall, Liang, Ma, Sophia: A Scalable Stochastic Second-order Optimizer for Language Model "
-              "Pre-training (ICLR 2024), arXiv:2305.14342",
+        paper=SOPHIA_PAPER,
         rule="m ← β₁m + (1−β₁)g;  every k steps h ← β₂h + (1−β₂)·B·ĝ⊙ĝ (ŷ ~ model);  "
              "x ← x − lr·λx − lr·clip(m/max(γh, ε), 1)",
         needs=OUTPUTS)
@@ -113,8 +110,8 @@ def tngd() -> Recipe:
     Paper: Donatella, Duffield, Aifer, Melanson, Crooks, Coles, "Thermodynamic Natural Gradient Descent"
     (2024), arXiv:2405.13817.
     """
-    return Recipe(
-        name="tngd", chains={"*": chain(ThermodynamicNGD())}, defaults={"*": {"lr": 0.1, "damping": 1e-2}},
+    return every_role(
+        "tngd", ThermodynamicNGD(), defaults={"lr": 0.1, "damping": 1e-2},
         summary="thermodynamic NGD (simulated): x(τ) of an OU process relaxing to (G + λI)⁻¹g, warm-started "
                 "(needs step(closure) with closure.batch)",
         paper="Donatella, Duffield, Aifer, Melanson, Crooks, Coles, Thermodynamic Natural Gradient Descent (2024), "

@@ -33,6 +33,7 @@ import torch
 from ...bilevel import F2SA, dense_hypergradient, ift_hypergradient, inner_gd, unrolled_hypergradient
 from ..bilevel_tasks import global_l2, hyper_cleaning, per_weight_l2
 from .base import Claim, Outcome, new_figure, register
+from .protocols import best_on_grid
 
 
 def _cos(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -132,8 +133,9 @@ def _f2sa_experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
                 runs[(method, lr)][s] = _run_cleaning(method, s, budget, lr)
     best, edges = {}, []
     for method in ("f2sa", "ift"):
-        best[method] = min(grid, key=lambda lr: np.mean([runs[(method, lr)][s][0]["val_loss"] for s in seeds]))
-        if len(grid) > 1 and best[method] in (grid[0], grid[-1]):
+        best[method], at_edge = best_on_grid(grid, lambda lr: np.mean([runs[(method, lr)][s][0]["val_loss"]
+                                                                       for s in seeds]))
+        if at_edge:
             edges.append(f"{method} outer lr {best[method]:g} at the edge of {list(grid)}")
     per_seed, passed = {}, {}
     for s in seeds:

@@ -33,6 +33,7 @@ from torch.nn import functional as F
 
 from ...combine import Bloop, PrimalDual, Sum, UPGrad, iwrm_backward
 from .base import Claim, Outcome, new_figure, register
+from .protocols import best_on_grid
 
 D = torch.float64
 
@@ -133,8 +134,8 @@ def _upgrad_experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
     runs = {(m, lr): {s: _iwrm_run(s, m, lr, steps) for s in seeds} for m in ("erm", "iwrm") for lr in grid}
     best, edges = {}, []
     for m in ("erm", "iwrm"):
-        best[m] = min(grid, key=lambda lr: np.mean([runs[(m, lr)][s]["worst10"] for s in seeds]))
-        if len(grid) > 1 and best[m] in (grid[0], grid[-1]):
+        best[m], at_edge = best_on_grid(grid, lambda lr: np.mean([runs[(m, lr)][s]["worst10"] for s in seeds]))
+        if at_edge:
             edges.append(f"{m} lr {best[m]:g} at the edge of {list(grid)}")
     passed = {}
     for s in seeds:
@@ -264,7 +265,7 @@ UPGRAD = register(Claim(
 CONSTRAINED = register(Claim(
     id="constrained-rich-parametrization",
     paper="Near-Optimal Solutions of Constrained Learning Problems (Elenter, Chamon, Ribeiro, ICLR 2024)",
-    arxiv="",
+    arxiv="2403.11844",
     statement="With richer parametrizations the last iterate of primal–dual constrained learning comes closer to "
               "feasible: its constraint violation falls with the width.",
     optimizers=("adam",),

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._loop import run
 from .base import Claim, Outcome, new_figure, register
 
 FACTOR = 1.5
@@ -67,24 +68,8 @@ PROBLEMS = {"quadratic": _quadratic, "logistic": _logistic}
 
 
 def _run(problem: str, seed: int, steps: int, name: str, **hp: Any) -> tuple[float, list[float]]:
-    import optimlab
-
     params, step_loss, final = PROBLEMS[problem](seed)
-    opt = optimlab.create(params, name, **hp)
-    curve = []
-    for t in range(steps):
-        def closure(t: int = t) -> torch.Tensor:
-            opt.zero_grad()
-            loss = step_loss(t)
-            loss.backward()
-            return loss
-
-        loss = float(opt.step(closure).detach())
-        curve.append(loss)
-        if not math.isfinite(loss):
-            return math.inf, curve
-    value = final()
-    return (value if math.isfinite(value) else math.inf), curve
+    return run(params, name, steps, step_loss, final, hp)
 
 
 def _experiment(fast: bool, seeds: Sequence[int]) -> Outcome:

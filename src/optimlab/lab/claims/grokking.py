@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import Claim, Outcome, new_figure, register
+from .base import Claim, Outcome, register
+from .figures import accuracy_figure, first_step
 
 FAST = {"p": 23, "train_fraction": 0.5, "steps": 2000, "every": 10}
 FULL = {"p": 97, "train_fraction": 0.4, "steps": 3000, "every": 10}
@@ -41,12 +42,8 @@ def _run(cfg: dict, seed: int) -> dict:
         inst.loss(inst.model, batch).backward()
         opt.step()
 
-    def first(values: list[float], level: float) -> float:
-        hit = [s for s, v in zip(steps, values) if v >= level]
-        return float(hit[0]) if hit else float("nan")
-
     return {"steps": steps, "train_acc": train_acc, "test_acc": test_acc,
-            "t_train": first(train_acc, TRAIN_DONE), "t_test": first(test_acc, TEST_DONE)}
+            "t_train": first_step(steps, train_acc, TRAIN_DONE), "t_test": first_step(steps, test_acc, TEST_DONE)}
 
 
 def _experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
@@ -62,15 +59,8 @@ def _experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
                           "final_test_acc": r["test_acc"][-1]}
         passed[seed] = bool(np.isfinite(ratio) and ratio >= DELAY)
     reached = all(np.isfinite(runs[s]["t_test"]) and np.isfinite(runs[s]["t_train"]) for s in seeds)
-    fig, (ax,) = new_figure(1, width=6.5)
-    for i, seed in enumerate(seeds):
-        r = runs[seed]
-        ax.plot(r["steps"], r["train_acc"], color=f"C{i}", ls="--", label=f"train, seed {seed}")
-        ax.plot(r["steps"], r["test_acc"], color=f"C{i}", label=f"test, seed {seed}")
-    ax.set(xlabel="step (full batch)", ylabel="accuracy",
-           title=f"(a + b) mod {cfg['p']}, {int(cfg['train_fraction'] * 100)}% of pairs, AdamW wd 1")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig = accuracy_figure(runs, seeds,
+                          f"(a + b) mod {cfg['p']}, {int(cfg['train_fraction'] * 100)}% of pairs, AdamW wd 1")
     explanation = ", ".join(f"seed {s}: t_train {per_seed[s]['t_train']:.0f}, t_test {per_seed[s]['t_test']:.0f}"
                             for s in seeds) + f" (need t_test ≥ {DELAY}·t_train)"
     verdict = None

@@ -26,7 +26,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .base import Claim, Outcome, new_figure, register
+from .base import Claim, Outcome, register
+from .figures import accuracy_figure, first_step
 from .grokking import DELAY, HPARAMS, TEST_DONE, TRAIN_DONE
 
 FULL = {"steps": 3000, "every": 10}
@@ -69,12 +70,9 @@ def _run(seed: int, steps: int, every: int) -> dict:
         inst.loss(inst.model, batch).backward()
         opt.step()
 
-    def first(values: list[float], level: float) -> float:
-        hit = [s for s, v in zip(seen, values) if v >= level]
-        return float(hit[0]) if hit else math.nan
-
-    return {"steps": seen, "train_acc": train_acc, "test_acc": test_acc, "t_train": first(train_acc, TRAIN_DONE),
-            "t_test": first(test_acc, TEST_DONE), "rank0": rank0, "rank": effective_rank(inst.model)}
+    return {"steps": seen, "train_acc": train_acc, "test_acc": test_acc,
+            "t_train": first_step(seen, train_acc, TRAIN_DONE), "t_test": first_step(seen, test_acc, TEST_DONE),
+            "rank0": rank0, "rank": effective_rank(inst.model)}
 
 
 def _experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
@@ -89,15 +87,7 @@ def _experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
                           "r_eff_end/init": r["rank"] / r["rank0"]}
         passed[seed] = bool(np.isfinite(ratio) and ratio >= DELAY and r["rank"] <= RANK_FACTOR * r["rank0"])
     reached = all(np.isfinite(runs[s]["t_test"]) for s in seeds)
-    fig, (ax,) = new_figure(1, width=6.5)
-    for i, seed in enumerate(seeds):
-        r = runs[seed]
-        ax.plot(r["steps"], r["train_acc"], color=f"C{i}", ls="--", label=f"train, seed {seed}")
-        ax.plot(r["steps"], r["test_acc"], color=f"C{i}", label=f"test, seed {seed}")
-    ax.set(xlabel="step (full batch)", ylabel="accuracy",
-           title=f"S4 word 'ab', {int(TASK['train_fraction'] * 100)}% of pairs, AdamW wd 1")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig = accuracy_figure(runs, seeds, f"S4 word 'ab', {int(TASK['train_fraction'] * 100)}% of pairs, AdamW wd 1")
     explanation = "; ".join(f"seed {s}: t_train {per_seed[s]['t_train']:.0f}, t_test {per_seed[s]['t_test']:.0f}, "
                             f"r_eff {per_seed[s]['r_eff_init']:.1f} → {per_seed[s]['r_eff_end']:.1f}" for s in seeds)
     explanation += f" (need t_test ≥ {DELAY:g}·t_train and r_eff(end) ≤ {RANK_FACTOR:g}·r_eff(init))"

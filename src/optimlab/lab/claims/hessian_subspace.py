@@ -19,7 +19,7 @@
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -82,21 +82,29 @@ def _tiny(fast: bool, seeds: Sequence[int]) -> Outcome:
         per_seed[seed] = {"overlap5": float(o5), "overlap10": float(o10), "overlap20": float(o20),
                           "gain5to10": float(o10 - o5), "gain10to20": float(o20 - o10)}
         passed[seed] = o10 >= OVERLAP_MIN and o10 - o5 >= o20 - o10
-    fig, (ax,) = new_figure(1)
-    for i, seed in enumerate(seeds):
-        ts = sorted(recs[seed])
-        for j, k in enumerate(KS):
-            ax.plot(ts, [recs[seed][t][j] for t in ts], marker="o", color=f"C{j}", ls="-" if i == 0 else "--",
-                    label=f"top-{k}, seed {seed}")
-    ax.axvline(AFTER, color="grey", lw=0.8)
-    ax.set(xlabel="SGD step", ylabel="‖P_k g‖² / ‖g‖²", title=f"digits MLP 64→{cfg['hidden']}→10, SGD lr 0.1", ylim=(0, 1.02))
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig = _overlap_figure(recs, seeds, [f"top-{k}" for k in KS], ylabel="‖P_k g‖² / ‖g‖²",
+                          title=f"digits MLP 64→{cfg['hidden']}→10, SGD lr 0.1")
     explanation = ("mean overlap after step 100 (top-5/10/20): " + "; ".join(
         f"seed {s}: {v['overlap5']:.3f}/{v['overlap10']:.3f}/{v['overlap20']:.3f}" for s, v in per_seed.items())
         + f" (need top-10 ≥ {OVERLAP_MIN} and gain 5→10 ≥ gain 10→20)")
     return Outcome(per_seed, passed, explanation, fig,
                    {"config": dict(cfg), "records": {str(s): {str(t): v for t, v in r.items()} for s, r in recs.items()}})
+
+
+def _overlap_figure(recs: dict, seeds: Sequence[int], series: Sequence[str], ylabel: str, title: str) -> Any:
+    """Overlap against the SGD step: a colour per series (``recs[seed][step][j]`` for series j), solid for the
+    first seed and dashed for the others; a grey line at step AFTER."""
+    fig, (ax,) = new_figure(1)
+    for i, seed in enumerate(seeds):
+        ts = sorted(recs[seed])
+        for j, name in enumerate(series):
+            ax.plot(ts, [recs[seed][t][j] for t in ts], marker="o", color=f"C{j}", ls="-" if i == 0 else "--",
+                    label=f"{name}, seed {seed}")
+    ax.axvline(AFTER, color="grey", lw=0.8)
+    ax.set(xlabel="SGD step", ylabel=ylabel, title=title, ylim=(0, 1.02))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 OA_FAST = {"d": 100, "n": 1000, "steps": 150}
@@ -129,17 +137,9 @@ def _outlier(fast: bool, seeds: Sequence[int]) -> Outcome:
         per_seed[seed] = {"layer1_overlap": float(late[0]), "layer2_overlap": float(late[1]),
                           "layer1_overlap@0": float(rec[0][0]), "layer2_overlap@0": float(rec[0][1])}
         passed[seed] = bool(late.min() >= OVERLAP_MIN)
-    fig, (ax,) = new_figure(1)
-    for i, seed in enumerate(seeds):
-        ts = sorted(recs[seed])
-        for j in range(2):
-            ax.plot(ts, [recs[seed][t][j] for t in ts], marker="o", color=f"C{j}", ls="-" if i == 0 else "--",
-                    label=f"layer {j + 1}, seed {seed}")
-    ax.axvline(AFTER, color="grey", lw=0.8)
-    ax.set(xlabel="SGD step", ylabel=f"overlap with top-{CLASSES} layer-Hessian eigenvectors", ylim=(0, 1.02),
-           title=f"{CLASSES}-class Gaussian mixture, d={cfg['d']}")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig = _overlap_figure(recs, seeds, ["layer 1", "layer 2"],
+                          ylabel=f"overlap with top-{CLASSES} layer-Hessian eigenvectors",
+                          title=f"{CLASSES}-class Gaussian mixture, d={cfg['d']}")
     explanation = ("mean per-layer overlap after step 100: " + "; ".join(
         f"seed {s}: layer 1 {v['layer1_overlap']:.3f}, layer 2 {v['layer2_overlap']:.3f}" for s, v in per_seed.items())
         + f" (need ≥ {OVERLAP_MIN} for both)")

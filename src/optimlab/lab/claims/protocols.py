@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 
 @dataclass
@@ -66,6 +66,13 @@ def tuned_comparison(task: str, optimizers: Mapping[str, Mapping[str, Any]], lrs
         best = min(curve, key=lambda lr: (_mean(curve[lr]), lr))
         out[label] = Tuned(label, curve, best, dict(zip(seeds, curve[best])), cfg)
     return out
+
+
+def best_on_grid(grid: Sequence[float], score: Callable[[float], float]) -> tuple[float, bool]:
+    """The value of ``grid`` with the lowest ``score`` (the first on ties), and whether it is the first or
+    last of a grid of ≥ 2 values (an edge: the optimum may lie outside the grid, ``Outcome.grid_edges``)."""
+    best = min(grid, key=score)
+    return best, len(grid) > 1 and best in (grid[0], grid[-1])
 
 
 def grid_edges(tuned: Mapping[str, Tuned]) -> list[str]:

@@ -11,6 +11,7 @@ import torch
 
 from ._loop import run
 from .base import Claim, Outcome, new_figure, register
+from .figures import rate_figure, seed_bars
 
 
 def _slope(eps: Sequence[float], iters: Sequence[float]) -> float:
@@ -67,12 +68,7 @@ def _ngd_exp(fast: bool, seeds: Sequence[int]) -> Outcome:
                        "gd_diverged_or_stalled_every_eps": float(gd_fails)}
         passed[s] = bool(math.isfinite(slope) and -2.5 <= slope <= -1.5 and gd_fails)
         rows[s] = iters
-    fig, axes = new_figure(1)
-    for s in seeds:
-        axes[0].loglog(eps_list, rows[s], "o-", label=f"seed {s}")
-    axes[0].set(xlabel="ε", ylabel="NGD iterations to ‖∇f‖ ≤ ε", title="ngd-generalized-smooth-rate")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+    fig = rate_figure(eps_list, rows, seeds, "NGD iterations to ‖∇f‖ ≤ ε", "ngd-generalized-smooth-rate")
     expl = ("f = Σx⁴ + exp(x₁), d = 10, x₀ ≈ 10; NGD (β = 1) with step length lr = ε; log-log slope of iterations "
             "vs ε: " + "; ".join(f"seed {s}: {v['slope']:.3g} (GD at lr = ε failed at every ε: "
                                    f"{bool(v['gd_diverged_or_stalled_every_eps'])})" for s, v in per_seed.items())
@@ -119,12 +115,7 @@ def _rms_exp(fast: bool, seeds: Sequence[int]) -> Outcome:
         per_seed[s] = {"slope": slope, **{f"iters_eps{e:g}": v for e, v in zip(RMS_EPS, iters)}}
         passed[s] = bool(math.isfinite(slope) and slope >= -4.5)
         rows[s] = iters
-    fig, axes = new_figure(1)
-    for s in seeds:
-        axes[0].loglog(RMS_EPS, rows[s], "o-", label=f"seed {s}")
-    axes[0].set(xlabel="ε", ylabel="RMSProp iterations to ‖∇f‖ ≤ ε", title="rmsprop-generalized-smooth")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+    fig = rate_figure(RMS_EPS, rows, seeds, "RMSProp iterations to ‖∇f‖ ≤ ε", "rmsprop-generalized-smooth")
     expl = ("f = Σx⁴ (d = 10, x₀ = 1), gradient noise variance 0.01 + 0.1‖∇f‖², RMSProp lr = ε/10; slopes: "
             + "; ".join(f"seed {s}: {v['slope']:.3g}" for s, v in per_seed.items()) + "; rule slope ≥ −4.5 "
             "(an upper bound: consistency only)")
@@ -135,7 +126,7 @@ register(Claim(
     id="rmsprop-generalized-smooth",
     paper="Convergence Guarantees for RMSProp and Adam in Generalized-smooth Non-convex Optimization with Affine "
           "Noise Variance",
-    arxiv="",
+    arxiv="2404.01436",
     statement="RMSProp reaches ε-stationarity in O(ε⁻⁴) iterations under (L0, L1)-smoothness and affine noise "
               "variance (an upper bound).",
     optimizers=("rmsprop",),
@@ -186,10 +177,8 @@ def _fdgr_exp(fast: bool, seeds: Sequence[int]) -> Outcome:
         per_seed[s] = row
         passed[s] = row["gd_l1"] > row["gr_l1"] > row["fd_gr_l1"]
     fig, axes = new_figure(1)
-    for i, k in enumerate(("gd", "gr", "fd_gr")):
-        axes[0].bar(np.arange(len(seeds)) + 0.27 * i, [per_seed[s][f"{k}_l1"] for s in seeds], 0.27, label=k)
-    axes[0].set(xticks=np.arange(len(seeds)), xticklabels=[f"seed {s}" for s in seeds], ylabel="‖w‖₁",
-                title="fd-gr-rich-regime")
+    seed_bars(axes[0], seeds, {k: [per_seed[s][f"{k}_l1"] for s in seeds] for k in ("gd", "gr", "fd_gr")}, 0.27)
+    axes[0].set(ylabel="‖w‖₁", title="fd-gr-rich-regime")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     expl = (f"diagonal linear net w = u² − v² (init 0.5), 5-sparse regression n = 40, d = 100, {steps} GD steps, "
@@ -257,10 +246,8 @@ def _asgd_exp(fast: bool, seeds: Sequence[int]) -> Outcome:
                      and row["asgd_variance"] > row["sgd_variance"])
     keys = [f"{m}_{q}" for q in ("bias_top", "bias_bottom", "variance") for m in ("sgd", "asgd")]
     fig, axes = new_figure(1)
-    for i, k in enumerate(keys):
-        axes[0].bar(np.arange(len(seeds)) + 0.13 * i, [max(per_seed[s][k], 1e-30) for s in seeds], 0.13, label=k)
-    axes[0].set(xticks=np.arange(len(seeds)), xticklabels=[f"seed {s}" for s in seeds], yscale="log",
-                title="asgd-subspace-bias")
+    seed_bars(axes[0], seeds, {k: [max(per_seed[s][k], 1e-30) for s in seeds] for k in keys}, 0.13)
+    axes[0].set(yscale="log", title="asgd-subspace-bias")
     axes[0].legend(fontsize=6)
     fig.tight_layout()
     expl = (f"linear regression d = 200, λ_k = k⁻², batch 1, {steps} steps, lr 0.3 (ASGD: AccSGD defaults κ 1000, "
@@ -274,7 +261,7 @@ def _asgd_exp(fast: bool, seeds: Sequence[int]) -> Outcome:
 register(Claim(
     id="asgd-subspace-bias",
     paper="Risk Bounds of Accelerated SGD for Overparameterized Linear Regression",
-    arxiv="",
+    arxiv="2311.14222",
     statement="ASGD has faster bias decay than SGD in the small-eigenvalue subspace, slower in the large-eigenvalue "
               "subspace, and a larger variance error.",
     optimizers=("sgd", "accelerated_sgd"),
@@ -340,7 +327,7 @@ def _muon_exp(fast: bool, seeds: Sequence[int]) -> Outcome:
 register(Claim(
     id="move-on-muon-dissipation",
     paper="Move on Muon: A Hamiltonian probability gradient flow perspective of Muon",
-    arxiv="",
+    arxiv="2605.23871",
     statement="An exact Hamiltonian dissipation identity: the energy decreases monotonically even when the objective "
               "does not.",
     optimizers=("regularized_muon",),

@@ -24,9 +24,9 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
-    "TaskSpec", "Task", "TaskInstance", "derive_seed", "generator", "init_module_",
+    "TaskSpec", "Task", "AccuracyTask", "TaskInstance", "derive_seed", "generator", "init_module_",
     "check_int", "check_float", "check_choice", "check_bool", "preserve_global_rng",
-    "singular_value_metrics",
+    "singular_value_metrics", "singular_value_names", "log_spaced_singular_values",
 ]
 
 
@@ -120,6 +120,21 @@ class Task:
 
     def _adamw(self) -> dict[str, Any]:
         return {"lr": 1e-3, "weight_decay": 0.0}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccuracyTask(Task):
+    """A classification-style task: train and test loss and accuracy, compared on test accuracy (higher is
+    better)."""
+
+    def _metrics(self) -> Sequence[str]:
+        return ("train_loss", "train_accuracy", "eval_loss", "test_accuracy")
+
+    def _primary_metric(self) -> str:
+        return "test_accuracy"
+
+    def _maximize(self) -> bool:
+        return True
 
 
 class TaskInstance:
@@ -304,6 +319,17 @@ def check_bool(task: str, option: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{task}: {option} must be True or False, got {value!r}")
     return value
+
+
+def log_spaced_singular_values(rank: int, condition: float) -> Tensor:
+    """``rank`` singular values from 1 down to 1/condition, evenly spaced in log scale (float64): a low-rank
+    teacher's spectrum with condition number ``condition``."""
+    return torch.logspace(0.0, -torch.log10(torch.tensor(condition)).item(), rank, dtype=torch.float64)
+
+
+def singular_value_names(count: int) -> tuple[str, ...]:
+    """The metric names :func:`singular_value_metrics` returns: ``sv_1..sv_count`` and ``rank``."""
+    return tuple(f"sv_{i + 1}" for i in range(count)) + ("rank",)
 
 
 def singular_value_metrics(matrix: Tensor, count: int, threshold: float) -> dict[str, float]:

@@ -104,6 +104,14 @@ class Transformer(nn.Module):
         return self.lm_head(self.ln_f(x))
 
 
+def sampled_batch(sampler: "EpochSampler", full_batch: bool, step: int, *tensors: Tensor) -> tuple[Tensor, ...]:
+    """``tensors`` themselves (full batch), or their rows that ``sampler`` picks for ``step`` (on the CPU)."""
+    if full_batch:
+        return tensors
+    idx = sampler.indices(step)
+    return tuple(t.cpu()[idx] for t in tensors)
+
+
 class EpochSampler:
     """Minibatch indices for step s: positions s*B .. s*B+B-1 of the stream made by concatenating
     a fresh permutation of range(n) per epoch (every example once per epoch). Deterministic in

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import (Task, TaskInstance, check_choice, check_float, check_int, generator,
+from .base import (AccuracyTask, TaskInstance, check_choice, check_float, check_int, generator,
                    init_module_, preserve_global_rng)
-from .blocks import ACTIVATIONS, MLP, EpochSampler
+from .blocks import ACTIVATIONS, MLP, EpochSampler, sampled_batch
 
 LOSSES = ("ce", "mse")
 
@@ -47,7 +47,7 @@ def _mnist1d() -> dict[str, np.ndarray]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Classification(Task):
+class _Classification(AccuracyTask):
     width: int = 128
     depth: int = 2
     activation: str = "relu"
@@ -62,15 +62,6 @@ class _Classification(Task):
         check_choice(t, "loss", self.loss, LOSSES)
         if self.batch_size is not None:
             check_int(t, "batch_size", self.batch_size, minimum=1)
-
-    def _metrics(self):
-        return ("train_loss", "train_accuracy", "eval_loss", "test_accuracy")
-
-    def _primary_metric(self) -> str:
-        return "test_accuracy"
-
-    def _maximize(self) -> bool:
-        return True
 
     def _adamw(self):
         return {"lr": 1e-3, "weight_decay": 0.01}
@@ -188,10 +179,7 @@ class ClassificationInstance(TaskInstance):
         super().__init__(task, seed, model, role_hints={"head": "head"})
 
     def _make_batch(self, step: int) -> tuple:
-        if self.full_batch:
-            return self.x_train, self.y_train
-        idx = self._sampler.indices(step)
-        return self.x_train.cpu()[idx], self.y_train.cpu()[idx]
+        return sampled_batch(self._sampler, self.full_batch, step, self.x_train, self.y_train)
 
     def _criterion(self, logits: Tensor, y: Tensor) -> Tensor:
         if self.task.loss == "ce":

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from .base import (Task, TaskInstance, check_float, check_int, generator,
-                   singular_value_metrics)
-from .blocks import EpochSampler
+                   log_spaced_singular_values, singular_value_metrics, singular_value_names)
+from .blocks import EpochSampler, sampled_batch
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,8 +81,7 @@ class DeepLinear(Task):
         return min(self.rank + 2, self.dim_in, self.dim_out, width)
 
     def _metrics(self):
-        return (("eval_loss", "train_loss", "rel_error")
-                + tuple(f"sv_{i + 1}" for i in range(self.num_svs)) + ("rank",))
+        return ("eval_loss", "train_loss", "rel_error") + singular_value_names(self.num_svs)
 
     def _default_steps(self) -> int:
         return 2000
@@ -118,8 +117,7 @@ class DeepLinearInstance(TaskInstance):
 
     def __init__(self, task: DeepLinear, seed: int) -> None:
         r = task.rank
-        sv = torch.logspace(0.0, -torch.log10(torch.tensor(task.condition)).item(), r,
-                            dtype=torch.float64)
+        sv = log_spaced_singular_values(r, task.condition)
         g = generator(seed, "teacher")
         u, _ = torch.linalg.qr(torch.randn(task.dim_out, r, dtype=torch.float64, generator=g))
         v, _ = torch.linalg.qr(torch.randn(task.dim_in, r, dtype=torch.float64, generator=g))
@@ -142,10 +140,7 @@ class DeepLinearInstance(TaskInstance):
         super().__init__(task, seed, model, role_hints={"head": None})
 
     def _make_batch(self, step: int) -> tuple:
-        if self.full_batch:
-            return self.inputs, self.labels
-        idx = self._sampler.indices(step)
-        return self.inputs.cpu()[idx], self.labels.cpu()[idx]
+        return sampled_batch(self._sampler, self.full_batch, step, self.inputs, self.labels)
 
     def loss(self, model: nn.Module, batch: tuple) -> Tensor:
         x, y = batch

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import Task, check_choice
-from .modular import ModularInstance, check_pair_options
+from .base import AccuracyTask, check_choice
+from .modular import GROKKING_ADAMW, ModularInstance, check_pair_options
 
 __all__ = ["FiniteGroupWords", "GROUPS", "group_elements", "word_table"]
 
@@ -70,7 +70,7 @@ def word_table(group: str, word: str) -> Tensor:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FiniteGroupWords(Task):
+class FiniteGroupWords(AccuracyTask):
     """Options: group ("S3" | "S4" | "S5" | "A4" | "A5", "S4"), word ("ab"; letters a, b, A = a⁻¹,
     B = b⁻¹), train_fraction (0.5), arch ("mlp" | "transformer"), d (64), width (256),
     n_layers / n_heads (transformer), batch_size (None: full batch).
@@ -110,17 +110,8 @@ class FiniteGroupWords(Task):
             raise ValueError(f"{n}: word must be a non-empty string over 'a', 'b', 'A', 'B', got {self.word!r}")
         check_pair_options(self)
 
-    def _metrics(self):
-        return ("train_loss", "train_accuracy", "eval_loss", "test_accuracy")
-
-    def _primary_metric(self) -> str:
-        return "test_accuracy"
-
-    def _maximize(self) -> bool:
-        return True
-
     def _adamw(self):
-        return {"lr": 3e-3, "weight_decay": 1.0, "betas": (0.9, 0.98)}
+        return dict(GROKKING_ADAMW)
 
     def _default_steps(self) -> int:
         return 3000

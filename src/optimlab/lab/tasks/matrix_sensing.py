@@ -24,8 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from .base import (Task, TaskInstance, check_choice, check_float, check_int, generator,
-                   singular_value_metrics)
-from .blocks import EpochSampler
+                   log_spaced_singular_values, singular_value_metrics, singular_value_names)
+from .blocks import EpochSampler, sampled_batch
 
 FACTORIZATIONS = ("symmetric", "asymmetric")
 TARGETS = ("psd", "general")
@@ -116,8 +116,7 @@ class MatrixSensing(Task):
         return min(self.k, self.n, self.cols, self.rank + 2)
 
     def _metrics(self):
-        return (("eval_loss", "train_loss", "rel_error")
-                + tuple(f"sv_{i + 1}" for i in range(self.num_svs)) + ("rank",))
+        return ("eval_loss", "train_loss", "rel_error") + singular_value_names(self.num_svs)
 
     def _default_steps(self) -> int:
         return 2000
@@ -151,8 +150,7 @@ class MatrixSensingInstance(TaskInstance):
 
     def __init__(self, task: MatrixSensing, seed: int) -> None:
         n, n2, r, k, m = task.n, task.cols, task.rank, task.k, task.m
-        sv = torch.logspace(0.0, -torch.log10(torch.tensor(task.condition)).item(), r,
-                            dtype=torch.float64)
+        sv = log_spaced_singular_values(r, task.condition)
         g = generator(seed, "target")
         p, _ = torch.linalg.qr(torch.randn(n, r, dtype=torch.float64, generator=g))
         q = p if task.target == "psd" else torch.linalg.qr(
@@ -174,10 +172,7 @@ class MatrixSensingInstance(TaskInstance):
         super().__init__(task, seed, FactorModel(u0, v0), role_hints={"head": None})
 
     def _make_batch(self, step: int) -> tuple:
-        if self.full_batch:
-            return self.measurements, self.observations
-        idx = self._sampler.indices(step)
-        return self.measurements.cpu()[idx], self.observations.cpu()[idx]
+        return sampled_batch(self._sampler, self.full_batch, step, self.measurements, self.observations)
 
     def loss(self, model: nn.Module, batch: tuple) -> Tensor:
         a, y = batch

@@ -16,11 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import (Task, TaskInstance, check_choice, check_float, check_int, generator,
+from .base import (AccuracyTask, TaskInstance, check_choice, check_float, check_int, generator,
                    init_module_)
 from .blocks import ACTIVATIONS, EpochSampler, Transformer
 
 OPERATIONS = ("add", "sub", "mul", "div")
+#: AdamW for grokking (full batch, weight decay 1, β₂ 0.98, after Nanda et al.): modular_arithmetic and group_words
+GROKKING_ADAMW = {"lr": 3e-3, "weight_decay": 1.0, "betas": (0.9, 0.98)}
 ARCHS = ("mlp", "transformer")
 
 
@@ -41,7 +43,7 @@ def check_pair_options(t) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModularArithmetic(Task):
+class ModularArithmetic(AccuracyTask):
     """Options: p (prime modulus, 97), operation ("add" | "sub" | "mul" | "div"; div is
     a * b^(p-2) mod p over b != 0), train_fraction (0.4), arch ("mlp" | "transformer"),
     d (embedding width, 64), width (MLP hidden width, 128), n_layers / n_heads (transformer,
@@ -89,20 +91,11 @@ class ModularArithmetic(Task):
         check_choice(n, "operation", self.operation, OPERATIONS)
         check_pair_options(self)
 
-    def _metrics(self):
-        return ("train_loss", "train_accuracy", "eval_loss", "test_accuracy")
-
-    def _primary_metric(self) -> str:
-        return "test_accuracy"
-
-    def _maximize(self) -> bool:
-        return True
-
     def _default_steps(self) -> int:
         return 2000 if self.arch == "mlp" else 1000
 
     def _adamw(self):
-        return {"lr": 3e-3, "weight_decay": 1.0, "betas": (0.9, 0.98)}
+        return dict(GROKKING_ADAMW)
 
     def _build(self, seed: int) -> "ModularInstance":
         return ModularInstance(self, seed)

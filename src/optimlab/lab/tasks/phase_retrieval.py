@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import Task, TaskInstance, check_choice, check_float, check_int, generator
-from .blocks import EpochSampler
+from .blocks import EpochSampler, sampled_batch
 
 LOSSES = ("l1", "l2")
 INITS = ("random", "near")
@@ -129,10 +129,7 @@ class PhaseRetrievalInstance(TaskInstance):
         super().__init__(task, seed, SignalModel(x0), role_hints={"head": None, "roles": {"x": "vector"}})
 
     def _make_batch(self, step: int) -> tuple:
-        if self.full_batch:
-            return self.measurements, self.observations
-        idx = self._sampler.indices(step)
-        return self.measurements.cpu()[idx], self.observations.cpu()[idx]
+        return sampled_batch(self._sampler, self.full_batch, step, self.measurements, self.observations)
 
     def objective(self, a: Tensor, b: Tensor, x: Tensor) -> Tensor:
         r = residuals(a, b, x)
