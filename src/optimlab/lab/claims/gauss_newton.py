@@ -10,7 +10,7 @@ egn_direction`) vs the dense d × d solve, λ ∈ {1e-3, 1e-1}; (b) full-batch l
 ≤ 1e-8. Verdict per seed: error ≤ 1e-8 and log(loss) vs iteration linear with R² ≥ 0.95 over the run.
 
 ``gn-smoothness-linear-rate`` — "Gradient-Normalized Smoothness for Optimization with Approximate Hessians"
-(Doikov et al., in the seed list without an arXiv id). Protocol (fixed before the first run), float64:
+(Semenov, Jaggi, Doikov, arXiv:2506.13710). Protocol (fixed before the first run), float64:
 ℓ2-regularised (μ = 1e-3) softmax regression on all 1,797 digits (pixels/16, 650 parameters), full batch,
 from W = 0; gradient-regularised Newton ``x⁺ = x − (H̃ + λ_k I)⁻¹∇f``, ``λ_k = √(L‖∇f‖)`` with L = 1, with
 H̃ = the exact Hessian and H̃ = the empirical Fisher (1/n)Σ gᵢgᵢᵀ + μI; f* from 30 exact Newton steps after
@@ -190,7 +190,7 @@ def _gn_experiment(fast: bool, seeds: Sequence[int]) -> Outcome:
 GN = register(Claim(
     id="gn-smoothness-linear-rate",
     paper="Gradient-Normalized Smoothness for Optimization with Approximate Hessians",
-    arxiv="",
+    arxiv="2506.13710",
     statement="Global linear rates for logistic and softmax regression with approximate Hessians.",
     optimizers=(),
     protocol="ℓ2 (1e-3) softmax regression on 1,797 digits, fp64, from 0: x⁺ = x − (H̃ + √(L‖∇f‖)I)⁻¹∇f, L = 1, "

@@ -1,7 +1,7 @@
 """Small random init biases gradient descent on an over-parameterized tubal factorization to low tubal rank.
 
 Karnik, Veselovska, Iwen, Krahmer, "Implicit Regularization for Tubal Tensor Factorizations via Gradient
-Descent" (ICML 2025 oral, PMLR 267:29148–29204; no arXiv id confirmed here). GD on X = U * Uᵀ with
+Descent" (ICML 2025 oral, PMLR 267:29148–29204; arXiv:2410.16247). GD on X = U * Uᵀ with
 U ∈ R^{n×R×k} fitted to linear measurements of a low-tubal-rank truth: with a small random init the
 iterates stay near low tubal rank; with a large init they do not.
 
@@ -101,7 +101,7 @@ register(Claim(
     id="tubal-small-init",
     paper="Implicit Regularization for Tubal Tensor Factorizations via Gradient Descent (Karnik, Veselovska, Iwen, "
           "Krahmer, ICML 2025)",
-    arxiv="",
+    arxiv="2410.16247",
     statement="With a small random init, GD on an over-parameterized tubal factorization X = U * Uᵀ fitted to "
               "linear measurements is biased toward low tubal rank; with a large init it is not.",
     optimizers=("sgd",),

@@ -19,6 +19,7 @@ from .continual_digits import ContinualDigits
 from .deep_linear import DeepLinear
 from .functions import Rastrigin, Rosenbrock
 from .groups import FiniteGroupWords
+from .lifted_sensing import LiftedMatrixSensing
 from .matrix_sensing import MatrixSensing
 from .modular import ModularArithmetic
 from .phase_retrieval import PhaseRetrieval
@@ -41,7 +42,7 @@ TASKS: dict[str, type[Task]] = {
                 ModularArithmetic, MatrixSensing, DeepLinear, DigitsMLP, MNIST1D, CharLM, PINN, ContinualDigits,
                 SingleIndex, TensorPCA, PolicyMDP,
                 TubalSensing, FiniteGroupWords, StudentTeacher,
-                PhaseRetrieval, RobustMatrixSensing, RiverValley, BigramLM, PINNSuite)
+                PhaseRetrieval, RobustMatrixSensing, RiverValley, BigramLM, PINNSuite, LiftedMatrixSensing)
 }
 
 
