@@ -42,11 +42,13 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "model-based-moreau-rate", "subgm-robust-recovery", "relu-convex-gold-standard",
                # helper "proxies": issue 12's proxy comparisons, issue 15's symmetry and SF-NorMuon leftovers
                "shampoo-vs-tuned-adamw-muon", "soap-vs-tuned-adamw-muon", "psgd-kron-vs-tuned-adamw-muon",
-               "asgo-vs-tuned-adamw-muon", "symmetry-stack-moe-load-balance", "sf-normuon-wd-at-fast-iterate"]
+               "asgo-vs-tuned-adamw-muon", "symmetry-stack-moe-load-balance", "sf-normuon-wd-at-fast-iterate",
+               # helper "polystep" (issue 13)
+               "polystep-nondiff"]
 PENDING: list[str] = ["polynomial-preconditioning-krylov", "accelerated-inexact-second-order",
                       "bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",
                       "moreau-blo-stationarity", "stableun-relearning", "uno-unlearning-speed", "rogo-vs-gpm",
-                      "proxy-prox-point-calls", "polystep-nondiff", "zo-spider-goldstein"]
+                      "proxy-prox-point-calls", "zo-spider-goldstein"]
 # the closure-aware engine's claims: their fast protocols are run in test_claims_wp1.py
 WP1 = ["ghosts-safe-radius", "ghosts-controller-lr-spike", "ghosts-temperature-spread", "l-dog-vs-tuned",
        "udog-convex", "polyak-momentum-insensitive", "sania-scale-invariance", "aegd-energy-stability",
