@@ -131,7 +131,7 @@ def _costs(ctx: Any, step: int) -> dict[str, Any]:
         for b in range(math.ceil(c / d)):
             proj = projection_block(p.shape, rank, seed, i, b, d)
             u = verts @ rotation(seed, step, i, b, d).T  # (V, d): rows R v_j
-            offsets = (proj @ u.T * g["probe"]).T.to(work)  # (V, numel)
+            offsets = (proj @ u.T * g["probe"]).T.to(device=p.device, dtype=work)  # (V, numel), on p's device
             cost = torch.empty(u.shape[0], dtype=torch.float64)
             try:
                 for j in range(u.shape[0]):
@@ -171,4 +171,4 @@ class PolyStepUpdate(Transform):
         for p in b.params:
             m = moves.get(id(p))
             if m is not None:
-                p.add_(m.view_as(p).to(p.dtype), alpha=lr)
+                p.add_(m.view_as(p).to(device=p.device, dtype=p.dtype), alpha=lr)
