@@ -44,11 +44,13 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "shampoo-vs-tuned-adamw-muon", "soap-vs-tuned-adamw-muon", "psgd-kron-vs-tuned-adamw-muon",
                "asgo-vs-tuned-adamw-muon", "symmetry-stack-moe-load-balance", "sf-normuon-wd-at-fast-iterate",
                # helper "lifted": issue 15's lifted matrix sensing
-               "lifted-spurious-strict-saddle"]
+               "lifted-spurious-strict-saddle",
+               # helper "polystep" (issue 13)
+               "polystep-nondiff"]
 PENDING: list[str] = ["polynomial-preconditioning-krylov", "accelerated-inexact-second-order",
                       "bo-rep-hypercleaning", "mbbo-parallel-speedup", "lv-hba-constrained-blo", "sl-bamm-kkt",
                       "moreau-blo-stationarity", "stableun-relearning", "uno-unlearning-speed", "rogo-vs-gpm",
-                      "proxy-prox-point-calls", "polystep-nondiff", "zo-spider-goldstein"]
+                      "proxy-prox-point-calls", "zo-spider-goldstein"]
 # the closure-aware engine's claims: their fast protocols are run in test_claims_wp1.py
 WP1 = ["ghosts-safe-radius", "ghosts-controller-lr-spike", "ghosts-temperature-spread", "l-dog-vs-tuned",
        "udog-convex", "polyak-momentum-insensitive", "sania-scale-invariance", "aegd-energy-stability",

@@ -60,6 +60,7 @@ from . import precond_vs_tuned  # noqa: F401  (issue 12 proxy comparisons, helpe
 from . import symmetry_moe  # noqa: F401
 from . import sf_weight_decay  # noqa: F401
 from . import lifted_sensing  # noqa: F401  (issue 15, helper lifted: lifted matrix sensing)
+from . import polystep  # noqa: F401  (PolyStep vs ES vs random search on a staircase net)
 from . import pending  # noqa: F401
 from .base import CLAIMS, VERDICTS, Claim, Evidence, Outcome, get_claim, list_claims, register, run_claim
 

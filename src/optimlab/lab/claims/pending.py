@@ -121,26 +121,6 @@ _wp4("proxy-prox-point-calls",
 
 # -- zeroth order and non-differentiable training (WP3): the rules need the papers -----------------------
 register(Claim(
-    id="polystep-nondiff",
-    paper="Training Non-Differentiable Networks via Optimal Transport (PolyStep)",
-    arxiv="2605.01928",
-    statement="PolyStep trains networks whose gradient is zero almost everywhere (staircase activations) "
-              "better than evolution strategies and random search.",
-    optimizers=("polystep",),
-    protocol="staircase-activation MLP on digits (optimlab.lab.tasks.nondiff): PolyStep vs ES vs random search "
-             "test accuracy, 3 seeds.",
-    rule="PolyStep's mean test accuracy above both baselines on every seed",
-    margin="3 seeds, every seed",
-    needs="the paper's algorithm box (arXiv:2605.01928, not in the seed). The public code (github.com/anindex/"
-          "polystep) fixes the core (P particles, V polytope vertices around each in a per-layer subspace, cost "
-          "C[p, j] = loss at the probe, W = softmax(-(C - min_j C)/(ε·cost scale)) per row (solvers/softmax.py), "
-          "barycentric projection onto the W-weighted vertices with a step and a probe radius (README)) but its step also carries momentum, a transport-direction EMA, a Newton "
-          "direction, CMA-style subspace rotation and cosine schedules of ε, step and probe radius; which of these "
-          "the claimed results rest on, and the subspace construction (HybridSubspace, rank 8 per layer), need "
-          "the paper; an ES baseline is needed too",
-))
-
-register(Claim(
     id="zo-spider-goldstein",
     paper="Faster Gradient-Free Algorithms for Nonsmooth Nonconvex Stochastic Optimization",
     arxiv="2301.06428",
