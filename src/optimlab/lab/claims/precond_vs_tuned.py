@@ -28,8 +28,9 @@ Protocol (fixed before the first run):
 thread of this 2-core machine (idle), so the 6 optimizers × 7 lrs × 3 seeds × 500 steps grid is ≈ 2 hours
 before load — beyond this machine's budget. Its part is a separate protocol with four claims of its own
 (``<id>-charlm``, :mod:`.precond_vs_tuned_charlm`): the same optimizers, grid, seeds and verdict rule on a
-smaller char_lm (d=64, context=32, a CPU proxy) for 400 steps, ≈ 18 min of one core. The four claims share one sweep per process (run them together
-to pay for it once). A proxy at this scale says nothing about the papers' large-model results.
+smaller char_lm (d=64, context=32, a CPU proxy) for 400 steps, ≈ 18 min of one core. The four claims share
+one sweep per process (run them together to pay for it once). A proxy at this scale says nothing about the
+papers' large-model results.
 """
 from __future__ import annotations
 
