@@ -42,7 +42,11 @@ IMPLEMENTED = ["gd-edge-of-stability", "adam-edge-of-stability", "zo-stability-b
                "model-based-moreau-rate", "subgm-robust-recovery", "relu-convex-gold-standard",
                # helper "proxies": issue 12's proxy comparisons, issue 15's symmetry and SF-NorMuon leftovers
                "shampoo-vs-tuned-adamw-muon", "soap-vs-tuned-adamw-muon", "psgd-kron-vs-tuned-adamw-muon",
-               "asgo-vs-tuned-adamw-muon", "symmetry-stack-moe-load-balance", "sf-normuon-wd-at-fast-iterate",
+               "asgo-vs-tuned-adamw-muon",
+               # helper "charlm": the char_lm part of issue 12's proxy comparisons
+               "shampoo-vs-tuned-adamw-muon-charlm", "soap-vs-tuned-adamw-muon-charlm",
+               "psgd-kron-vs-tuned-adamw-muon-charlm", "asgo-vs-tuned-adamw-muon-charlm",
+               "symmetry-stack-moe-load-balance", "sf-normuon-wd-at-fast-iterate",
                # helper "lifted": issue 15's lifted matrix sensing
                "lifted-spurious-strict-saddle",
                # helper "polystep" (issue 13)

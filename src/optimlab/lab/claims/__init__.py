@@ -57,6 +57,7 @@ from . import ntk_depth, group_words, tubal, curl, drift  # noqa: F401  (issue 1
 from . import policy_gradient, cross_fit, filtered_newton  # noqa: F401  (N-HARPG; cross-fitting; filtered Newton)
 from . import model_based, robust_recovery, relu_convex  # noqa: F401  (issue 15, helper wp5a)
 from . import precond_vs_tuned  # noqa: F401  (issue 12 proxy comparisons, helper "proxies")
+from . import precond_vs_tuned_charlm  # noqa: F401  (issue 12 proxy comparisons on char_lm, helper "charlm")
 from . import symmetry_moe  # noqa: F401
 from . import sf_weight_decay  # noqa: F401
 from . import lifted_sensing  # noqa: F401  (issue 15, helper lifted: lifted matrix sensing)

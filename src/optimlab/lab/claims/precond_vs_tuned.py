@@ -24,10 +24,13 @@ Protocol (fixed before the first run):
 - Reported with it: the paired difference (method − reference) over seeds with its 95% t interval
   (``lab.stats.paired_test``), per task and reference.
 
-``char_lm`` is not in the protocol: one AdamW run of 300 steps on the default char_lm took 30.5 s on one
+``char_lm`` is not in this protocol: one AdamW run of 300 steps on the default char_lm took 30.5 s on one
 thread of this 2-core machine (idle), so the 6 optimizers × 7 lrs × 3 seeds × 500 steps grid is ≈ 2 hours
-before load — beyond this machine's budget. The four claims share one sweep per process (run them together
-to pay for it once). A proxy at this scale says nothing about the papers' large-model results.
+before load — beyond this machine's budget. Its part is a separate protocol with four claims of its own
+(``<id>-charlm``, :mod:`.precond_vs_tuned_charlm`): the same optimizers, grid, seeds and verdict rule on a
+smaller char_lm (d=64, context=32, a CPU proxy) for 400 steps, ≈ 18 min of one core. The four claims share
+one sweep per process (run them together to pay for it once). A proxy at this scale says nothing about the
+papers' large-model results.
 """
 from __future__ import annotations
 
@@ -42,34 +45,37 @@ from .proxies import default_lr
 METRIC = "eval_loss"
 METHODS = ("shampoo", "soap", "psgd_kron", "asgo")
 REFS = ("adamw", "muon")
+# a protocol: tasks, lr factors (× each optimizer's default lr), steps, and optionally task options per task
 FAST = {"tasks": ("digits_mlp",), "factors": (0.5, 1.0, 2.0), "steps": 40}
 FULL = {"tasks": ("digits_mlp", "mnist1d"), "factors": (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0), "steps": 600}
 _CACHE: dict[tuple, dict[str, dict[str, Tuned]]] = {}
 
 
-def grid(name: str, fast: bool) -> tuple[float, ...]:
-    """``name``'s lr grid: its default lr times the protocol's factors."""
-    return tuple(default_lr(name) * f for f in (FAST if fast else FULL)["factors"])
+def grid(name: str, fast: bool, protocol: dict | None = None) -> tuple[float, ...]:
+    """``name``'s lr grid: its default lr times the protocol's factors (default: this module's FAST / FULL)."""
+    cfg = protocol if protocol is not None else (FAST if fast else FULL)
+    return tuple(default_lr(name) * f for f in cfg["factors"])
 
 
-def sweep(fast: bool, seeds: Sequence[int]) -> dict[str, dict[str, Tuned]]:
-    """task -> optimizer -> :class:`Tuned`, every optimizer on its own grid (cached per process)."""
-    cfg = FAST if fast else FULL
-    key = (fast, tuple(seeds))
+def sweep(cfg: dict, seeds: Sequence[int]) -> dict[str, dict[str, Tuned]]:
+    """task -> optimizer -> :class:`Tuned`, every optimizer on its own grid (cached per process and protocol)."""
+    options = cfg.get("options", {})
+    key = (repr(sorted((k, v) for k, v in cfg.items() if k != "options")), repr(sorted(options.items())),
+           tuple(seeds))
     if key not in _CACHE:
         out: dict[str, dict[str, Tuned]] = {}
         for task in cfg["tasks"]:
             out[task] = {}
             for name in REFS + METHODS:
-                out[task].update(tuned_comparison(task, {name: {"optimizer": name}}, grid(name, fast), seeds,
-                                                  cfg["steps"], metric=METRIC))
+                out[task].update(tuned_comparison(task, {name: {"optimizer": name}}, grid(name, False, cfg), seeds,
+                                                  cfg["steps"], metric=METRIC, task_options=options.get(task)))
         _CACHE[key] = out
     return _CACHE[key]
 
 
-def _experiment(method: str, fast: bool, seeds: Sequence[int]) -> Outcome:
-    cfg = FAST if fast else FULL
-    tuned = sweep(fast, seeds)
+def experiment(method: str, cfg: dict, seeds: Sequence[int]) -> Outcome:
+    """The verdict of ``method`` against tuned AdamW and tuned Muon under protocol ``cfg``."""
+    tuned = sweep(cfg, seeds)
     per_seed: dict[int, dict[str, float]] = {s: {} for s in seeds}
     passed = {s: True for s in seeds}
     edges: list[str] = []
@@ -110,7 +116,7 @@ def _experiment(method: str, fast: bool, seeds: Sequence[int]) -> Outcome:
     explanation += "; paired Δ: " + "; ".join(f"{k} {v['text']}" for k, v in tests.items())
     explanation += f" (need {method} below AdamW and Muon on every task and seed)"
     details = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
-               "grids": {n: list(grid(n, fast)) for n in REFS + METHODS},
+               "grids": {n: list(grid(n, False, cfg)) for n in REFS + METHODS},
                "chosen_lr": {task: {k: t.lr for k, t in by_opt.items()} for task, by_opt in tuned.items()},
                "curves": {task: {k: {str(lr): v for lr, v in t.curve.items()} for k, t in by_opt.items()}
                           for task, by_opt in tuned.items()},
@@ -124,13 +130,19 @@ _PROTOCOL = ("proxy: digits_mlp and mnist1d MLPs, 600 steps (fast: digits_mlp, 4
              "shared sweep; paired Δ with 95% t intervals reported")
 
 
-def _claim(cid: str, method: str, label: str, paper: str, arxiv: str, statement: str) -> Claim:
+def make_claim(cid: str, method: str, label: str, paper: str, arxiv: str, statement: str, *, fast: dict,
+               full: dict, protocol: str) -> Claim:
+    """Register ``method``'s claim against tuned AdamW and Muon with protocols ``fast`` / ``full``."""
     return register(Claim(
-        id=cid, paper=paper, arxiv=arxiv, statement=statement, optimizers=(method, *REFS), protocol=_PROTOCOL,
+        id=cid, paper=paper, arxiv=arxiv, statement=statement, optimizers=(method, *REFS), protocol=protocol,
         rule=f"per seed: on every task, {label}'s final eval loss at its tuned lr < tuned AdamW's and < tuned "
              "Muon's; a tuned lr (the method's, AdamW's or Muon's) at a grid edge makes it inconclusive",
         margin="strictly lower on every task and seed (paired by seed), no tolerance",
-        experiment=lambda fast, seeds: _experiment(method, fast, seeds)))
+        experiment=lambda is_fast, seeds: experiment(method, fast if is_fast else full, seeds)))
+
+
+def _claim(cid: str, method: str, label: str, paper: str, arxiv: str, statement: str) -> Claim:
+    return make_claim(cid, method, label, paper, arxiv, statement, fast=FAST, full=FULL, protocol=_PROTOCOL)
 
 
 SHAMPOO = _claim(
