@@ -101,7 +101,18 @@ def loss_of(model, x, y):
 
 
 def train(model, opt, steps: int, start: int = 0, rows: slice = slice(None), scale: float = 1.0):
+    """``steps`` steps on the batches from ``start``, as a user writes them: the closure computes the loss and
+    its gradients (keeping their graph for recipes that need HVPs; none for zeroth-order recipes, which call
+    it under ``no_grad``); it carries ``outputs`` (for JVPs of the logits)
+    and, for Gauss–Newton recipes (``needs`` "outputs"), the batch described as a ``ModelBatch``."""
+    from optimlab.core.model_batch import ModelBatch
+
     hvp = "hvp" in opt.recipe.needs  # Hessian-vector products: the closure keeps the gradients' graph
+    values = "value" in opt.recipe.needs  # zeroth order: the closure returns the loss, no backward (no_grad)
+    gauss_newton = "outputs" in opt.recipe.needs
+    if gauss_newton and scale != 1.0:  # the step checks the closure's loss against the batch's: say why here
+        raise ValueError(f"train: {opt.name} reads the model's outputs and targets (closure.batch); its loss "
+                         f"cannot be scaled by {scale}")
     for s in range(start, start + steps):
         x, y = batch(s, rows)
         opt.zero_grad(set_to_none=True)
@@ -115,7 +126,8 @@ def train(model, opt, steps: int, start: int = 0, rows: slice = slice(None), sca
                     loss = loss_of(model, x, y) * scale
             else:
                 loss = loss_of(model, x, y) * scale
-            loss.backward(create_graph=hvp)
+            if not values:
+                loss.backward(create_graph=hvp)
             return loss
 
         def outputs():  # the logits, for recipes that take JVPs of the outputs (double backward: math SDPA)
@@ -125,6 +137,8 @@ def train(model, opt, steps: int, start: int = 0, rows: slice = slice(None), sca
                 return model(x)
 
         closure.outputs = outputs
+        if gauss_newton:  # the mean cross-entropy of the logits against y: what loss_of computes
+            closure.batch = ModelBatch(outputs, y, "cross_entropy")
         opt.step(closure)
     return model
 
