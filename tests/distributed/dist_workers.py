@@ -7,13 +7,13 @@ a short process-group timeout; every launch has a wall-clock limit after which t
 from __future__ import annotations
 
 import os
-import pickle
 import traceback
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+
+from optimlab.lab.distributed_run import report, spawn_and_collect
 
 PG_TIMEOUT = 120.0  # seconds: the process group's own timeout (generous: 4 processes on 2 loaded cores)
 STEP_TIMEOUT = 60.0  # seconds: the optimizer's collective timeout in tests (the failure tests set their own)
@@ -28,51 +28,16 @@ def _entry(rank: int, fn, world: int, tmp: str, args: tuple) -> None:
         out = fn(rank, world, tmp, *args)
     except BaseException as err:  # report it; the parent decides whether it was expected
         out = {"error": f"{type(err).__name__}: {err}", "type": type(err).__name__, "tb": traceback.format_exc()}
-    with open(f"{tmp}/result{rank}.part", "wb") as f:  # written whole, then renamed: never read half-written
-        pickle.dump(out, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f"{tmp}/result{rank}.part", f"{tmp}/result{rank}.pkl")
-    if _any_error(out):  # a process group after a failed collective may abort in its destructor (a non-zero
-        os._exit(0)  # exit makes torch SIGTERM the other ranks before they report): leave now, cleanly
-    dist.destroy_process_group()
-
-
-def _any_error(out) -> bool:
-    """Whether a worker's result records an error anywhere (its own, or one of its cases')."""
-    if isinstance(out, dict):
-        if out.get("error") is not None:
-            return True
-        return any(_any_error(v) for v in out.values())
-    return False
+    # written whole then renamed; a result recording an error anywhere (its own or a case's) exits 0 at once:
+    # a group after a failed collective may abort in its destructor, and a non-zero exit would make torch
+    # SIGTERM the other ranks before they report
+    report(tmp, rank, out)
 
 
 def launch(fn, world: int, tmp, *args, timeout: float = 300.0) -> list:
     """Run ``fn(rank, world, tmp, *args)`` on ``world`` processes; each one's return value (or error dict)."""
     tmp = str(tmp)
-    for name in os.listdir(tmp):
-        if name.startswith("result") or name == "store":
-            os.remove(os.path.join(tmp, name))
-    ctx = mp.start_processes(_entry, args=(fn, world, tmp, args), nprocs=world, join=False, start_method="spawn")
-    import time
-    deadline = time.monotonic() + timeout
-    try:
-        while not ctx.join(timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"distributed test did not finish within {timeout} s")
-    except mp.ProcessExitedException as err:  # a process died after reporting (or not): read what came back
-        if not all(os.path.exists(f"{tmp}/result{r}.pkl") for r in range(world)):
-            raise RuntimeError(f"a test process died without reporting: {err}") from err
-    finally:
-        for p in ctx.processes:  # only the processes this launch started
-            if p.is_alive():
-                p.kill()
-                p.join(5)
-    out = []
-    for r in range(world):
-        with open(f"{tmp}/result{r}.pkl", "rb") as f:
-            out.append(pickle.load(f))
-    return out
+    return spawn_and_collect(_entry, world, tmp, (fn, world, tmp, args), timeout, "distributed test")
 
 
 # -- a tiny GPT and its data -------------------------------------------------------------------------
