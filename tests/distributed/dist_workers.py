@@ -7,13 +7,13 @@ a short process-group timeout; every launch has a wall-clock limit after which t
 from __future__ import annotations
 
 import os
-import pickle
 import traceback
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+
+from optimlab.lab.distributed_run import report, spawn_and_collect
 
 PG_TIMEOUT = 120.0  # seconds: the process group's own timeout (generous: 4 processes on 2 loaded cores)
 STEP_TIMEOUT = 60.0  # seconds: the optimizer's collective timeout in tests (the failure tests set their own)
@@ -28,51 +28,16 @@ def _entry(rank: int, fn, world: int, tmp: str, args: tuple) -> None:
         out = fn(rank, world, tmp, *args)
     except BaseException as err:  # report it; the parent decides whether it was expected
         out = {"error": f"{type(err).__name__}: {err}", "type": type(err).__name__, "tb": traceback.format_exc()}
-    with open(f"{tmp}/result{rank}.part", "wb") as f:  # written whole, then renamed: never read half-written
-        pickle.dump(out, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f"{tmp}/result{rank}.part", f"{tmp}/result{rank}.pkl")
-    if _any_error(out):  # a process group after a failed collective may abort in its destructor (a non-zero
-        os._exit(0)  # exit makes torch SIGTERM the other ranks before they report): leave now, cleanly
-    dist.destroy_process_group()
-
-
-def _any_error(out) -> bool:
-    """Whether a worker's result records an error anywhere (its own, or one of its cases')."""
-    if isinstance(out, dict):
-        if out.get("error") is not None:
-            return True
-        return any(_any_error(v) for v in out.values())
-    return False
+    # written whole then renamed; a result recording an error anywhere (its own or a case's) exits 0 at once:
+    # a group after a failed collective may abort in its destructor, and a non-zero exit would make torch
+    # SIGTERM the other ranks before they report
+    report(tmp, rank, out)
 
 
 def launch(fn, world: int, tmp, *args, timeout: float = 300.0) -> list:
     """Run ``fn(rank, world, tmp, *args)`` on ``world`` processes; each one's return value (or error dict)."""
     tmp = str(tmp)
-    for name in os.listdir(tmp):
-        if name.startswith("result") or name == "store":
-            os.remove(os.path.join(tmp, name))
-    ctx = mp.start_processes(_entry, args=(fn, world, tmp, args), nprocs=world, join=False, start_method="spawn")
-    import time
-    deadline = time.monotonic() + timeout
-    try:
-        while not ctx.join(timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"distributed test did not finish within {timeout} s")
-    except mp.ProcessExitedException as err:  # a process died after reporting (or not): read what came back
-        if not all(os.path.exists(f"{tmp}/result{r}.pkl") for r in range(world)):
-            raise RuntimeError(f"a test process died without reporting: {err}") from err
-    finally:
-        for p in ctx.processes:  # only the processes this launch started
-            if p.is_alive():
-                p.kill()
-                p.join(5)
-    out = []
-    for r in range(world):
-        with open(f"{tmp}/result{r}.pkl", "rb") as f:
-            out.append(pickle.load(f))
-    return out
+    return spawn_and_collect(_entry, world, tmp, (fn, world, tmp, args), timeout, "distributed test")
 
 
 # -- a tiny GPT and its data -------------------------------------------------------------------------
@@ -101,7 +66,18 @@ def loss_of(model, x, y):
 
 
 def train(model, opt, steps: int, start: int = 0, rows: slice = slice(None), scale: float = 1.0):
+    """``steps`` steps on the batches from ``start``, as a user writes them: the closure computes the loss and
+    its gradients (keeping their graph for recipes that need HVPs; none for zeroth-order recipes, which call
+    it under ``no_grad``); it carries ``outputs`` (for JVPs of the logits)
+    and, for Gauss–Newton recipes (``needs`` "outputs"), the batch described as a ``ModelBatch``."""
+    from optimlab.core.model_batch import ModelBatch
+
     hvp = "hvp" in opt.recipe.needs  # Hessian-vector products: the closure keeps the gradients' graph
+    values = "value" in opt.recipe.needs  # zeroth order: the closure returns the loss, no backward (no_grad)
+    gauss_newton = "outputs" in opt.recipe.needs
+    if gauss_newton and scale != 1.0:  # the step checks the closure's loss against the batch's: say why here
+        raise ValueError(f"train: {opt.name} reads the model's outputs and targets (closure.batch); its loss "
+                         f"cannot be scaled by {scale}")
     for s in range(start, start + steps):
         x, y = batch(s, rows)
         opt.zero_grad(set_to_none=True)
@@ -115,7 +91,8 @@ def train(model, opt, steps: int, start: int = 0, rows: slice = slice(None), sca
                     loss = loss_of(model, x, y) * scale
             else:
                 loss = loss_of(model, x, y) * scale
-            loss.backward(create_graph=hvp)
+            if not values:
+                loss.backward(create_graph=hvp)
             return loss
 
         def outputs():  # the logits, for recipes that take JVPs of the outputs (double backward: math SDPA)
@@ -125,6 +102,8 @@ def train(model, opt, steps: int, start: int = 0, rows: slice = slice(None), sca
                 return model(x)
 
         closure.outputs = outputs
+        if gauss_newton:  # the mean cross-entropy of the logits against y: what loss_of computes
+            closure.batch = ModelBatch(outputs, y, "cross_entropy")
         opt.step(closure)
     return model
 

@@ -34,9 +34,12 @@ def _one_process(name: str) -> tuple[dict | None, str | None]:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_every_registered_optimizer_runs_under_ddp_like_one_process(tmp_path):
-    """All registered optimizers, 3 steps on 2 gloo processes. Recipes that need values from the closure
-    beyond its first loss (HVPs, JVPs, zeroth-order losses, re-evaluations) are refused with per-rank closures,
-    naming the reason, and then run with ``closure="global"``; every run matches one process within 1 ULP."""
+    """All registered optimizers, 3 steps on 2 gloo processes, each stepped as a user steps it (``train``: HVP
+    closures keep the graph, zeroth-order closures return the loss only, Gauss–Newton closures carry their
+    ``ModelBatch``). Recipes that need values from the closure beyond its first loss (HVPs, JVPs, zeroth-order
+    losses, re-evaluations, the model's outputs) are refused with per-rank closures, naming the reason, and
+    then run with ``closure="global"``; every optimizer runs, in one process and distributed, and every run
+    matches one process within 1 ULP."""
     names = optimlab.available()
     results = launch(w_registry, 2, tmp_path, names, STEPS, timeout=840)
     bad = []
@@ -51,9 +54,8 @@ def test_every_registered_optimizer_runs_under_ddp_like_one_process(tmp_path):
             assert all(x is not None and "closure='global'" in x and "DDP" in x for x in refused), (name, refused)
         ref, err = _one_process(name)
         failed = [r[name].get("failed") for r in results]
-        if err is not None:  # fails in one process too (not a distributed matter): the same error everywhere
-            if failed != [err] * len(results):
-                bad.append((name, "one process failed", err[:200], "distributed", [str(f)[:200] for f in failed]))
+        if err is not None:  # every registered optimizer runs on the tiny GPT stepped as train() steps it
+            bad.append((name, "one process failed", err[:300]))
             continue
         if any(failed):
             bad.append((name, [str(f)[:300] for f in failed]))

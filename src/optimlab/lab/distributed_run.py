@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import torch
 
-__all__ = ["run_distributed", "RankInstance"]
+__all__ = ["run_distributed", "RankInstance", "report", "records_error", "spawn_and_collect"]
 
 
 class RankInstance:
@@ -78,6 +78,67 @@ class _Wrap:
         return RankInstance(instance, ddp, self.rank, self.world), {"process_group": dist.group.WORLD}
 
 
+def records_error(out: Any) -> bool:
+    """Whether a worker's result records an error anywhere: its own ``"error"``, or one of its cases'
+    (a dict of per-case dicts, as the distributed tests return)."""
+    if isinstance(out, dict):
+        if out.get("error") is not None:
+            return True
+        return any(records_error(v) for v in out.values())
+    return False
+
+
+def report(tmp: str, rank: int, out: Any) -> None:
+    """A worker's last act: ``out`` pickled to ``tmp/result{rank}.pkl`` — written whole to a ``.part`` file,
+    flushed to disk, then renamed, so the parent never reads half a file — and the process group left.
+
+    When ``out`` records an error (:func:`records_error`) the process exits 0 at once instead of destroying
+    the group: a group after a failed collective may abort in its destructor, and a non-zero exit makes torch
+    SIGTERM the other ranks before they report. The parent reads the error from the file."""
+    import torch.distributed as dist
+
+    part, final = os.path.join(tmp, f"result{rank}.part"), os.path.join(tmp, f"result{rank}.pkl")
+    with open(part, "wb") as f:
+        pickle.dump(out, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(part, final)
+    if records_error(out):
+        os._exit(0)
+    dist.destroy_process_group()
+
+
+def spawn_and_collect(fn: Any, world: int, tmp: str, args: tuple, timeout: float, what: str) -> list:
+    """Run ``fn(rank, *args)`` on ``world`` spawned processes (each ends with :func:`report`) and return their
+    results in rank order. Results and a ``FileStore`` named ``store`` left in ``tmp`` by an earlier launch are
+    removed first. After ``timeout`` seconds the processes are killed and a ``TimeoutError`` names ``what``; a
+    process that dies without reporting is a ``RuntimeError`` (one that dies after reporting is read)."""
+    import torch.multiprocessing as mp
+
+    for name in os.listdir(tmp):
+        if name.startswith("result") or name == "store":
+            os.remove(os.path.join(tmp, name))
+    ctx = mp.start_processes(fn, args=args, nprocs=world, join=False, start_method="spawn")
+    deadline = time.monotonic() + timeout
+    try:
+        while not ctx.join(timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: not finished after {timeout:g} s")
+    except mp.ProcessExitedException as err:  # a process died after reporting (or not): read what came back
+        if not all(os.path.exists(os.path.join(tmp, f"result{r}.pkl")) for r in range(world)):
+            raise RuntimeError(f"{what}: a process died without reporting: {err}") from err
+    finally:
+        for p in ctx.processes:  # only the processes this call started
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+    results = []
+    for r in range(world):
+        with open(os.path.join(tmp, f"result{r}.pkl"), "rb") as f:
+            results.append(pickle.load(f))
+    return results
+
+
 def _worker(rank: int, world: int, tmp: str, kwargs: dict) -> None:
     import torch.distributed as dist
 
@@ -95,12 +156,7 @@ def _worker(rank: int, world: int, tmp: str, kwargs: dict) -> None:
         out = {"run_id": res.run_id, "status": res.status}
     except BaseException as err:  # reported to the parent, which raises it
         out = {"error": f"{type(err).__name__}: {err}", "tb": traceback.format_exc()}
-    with open(f"{tmp}/result{rank}.part", "wb") as f:  # whole, then renamed: never read half-written
-        pickle.dump(out, f)
-    os.replace(f"{tmp}/result{rank}.part", f"{tmp}/result{rank}.pkl")
-    if "error" in out:
-        os._exit(0)  # a group after a failed collective may abort in its destructor: leave cleanly
-    dist.destroy_process_group()
+    report(tmp, rank, out)
 
 
 def run_distributed(task: str, optimizer: str, *, nproc: int, hparams: Mapping[str, Any] | None = None,
@@ -110,8 +166,6 @@ def run_distributed(task: str, optimizer: str, *, nproc: int, hparams: Mapping[s
     """:func:`optimlab.lab.runner.run` with DDP on ``nproc`` CPU processes (see the module doc); returns the
     stored :class:`~optimlab.lab.runner.RunResult` (its ``model`` is None: the model lived in the workers).
     ``timeout``: seconds the whole run may take before the workers are killed (an error)."""
-    import torch.multiprocessing as mp
-
     from .runner import _result_from_store
     from .store import RunStore
 
@@ -146,25 +200,7 @@ def run_distributed(task: str, optimizer: str, *, nproc: int, hparams: Mapping[s
     kwargs = dict(task=task, optimizer=optimizer, hparams=hp, seed=seed, steps=steps, task_options=task_options,
                   store=store, pg_timeout=pg_timeout, **runner_kwargs)
     with tempfile.TemporaryDirectory(prefix="optimlab-nproc-") as tmp:
-        ctx = mp.start_processes(_worker, args=(nproc, tmp, kwargs), nprocs=nproc, join=False,
-                                 start_method="spawn")
-        deadline = time.monotonic() + timeout
-        try:
-            while not ctx.join(timeout=1.0):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"run --nproc {nproc}: not finished after {timeout:g} s")
-        except mp.ProcessExitedException as err:
-            if not all(os.path.exists(f"{tmp}/result{r}.pkl") for r in range(nproc)):
-                raise RuntimeError(f"run --nproc {nproc}: a worker died without reporting: {err}") from err
-        finally:
-            for p in ctx.processes:  # only the processes this call started
-                if p.is_alive():
-                    p.kill()
-                    p.join(5)
-        results = []
-        for r in range(nproc):
-            with open(f"{tmp}/result{r}.pkl", "rb") as f:
-                results.append(pickle.load(f))
+        results = spawn_and_collect(_worker, nproc, tmp, (nproc, tmp, kwargs), timeout, f"run --nproc {nproc}")
     failed = [(r, x) for r, x in enumerate(results) if "error" in x]
     if failed:
         r, x = failed[0]

@@ -169,6 +169,8 @@ class PSGDKron(Transform):
 
     def __init__(self, hvp: bool = False):
         self.hvp = hvp
+        if hvp:  # the HVPs are taken in the engine's pre-pass, before any chain moves a parameter (see _probe)
+            self.prepare = self._prepare_hvps
         self.name = "psgd_kron_hvp" if hvp else "psgd_kron"
         self.rule = ("with prob. p_t fit Q_L, Q_R on (v, h = " + ("Hv" if hvp else "m̂") + "): Q ← Q − μ triu(T₁−T₂)Q/"
                      "‖T₁+T₂‖;  u = Q_LᵀQ_L m̂ Q_RᵀQ_R, RMS-clipped")
@@ -228,18 +230,10 @@ class PSGDKron(Transform):
         M = as_mat(mh)
         rows, cols = M.shape[-2:]
         QLs, QRs = b.state(self, "Q_L"), b.state(self, "Q_R")
-        order = {id(p): i for i, p in enumerate(g["params"])}
-        fit = [i for i, t in enumerate(b.steps)
-               if torch.rand((), generator=step_generator(g["seed"], t, _COIN)).item()
-               < update_probability(t, g["update_prob_max"], g["update_prob_min"], g["update_prob_decay"],
-                                    g["update_prob_flat"])]
+        probed = b.ctx.shared("psgd.hvp", dict).pop(id(b), None) if self.hvp and b.ctx is not None else None
+        fit, V, H = probed if probed is not None else self._probe(b)
         if fit:
-            V = torch.stack([torch.randn(M.shape[-2:], generator=step_generator(g["seed"], b.steps[i],
-                                                                                 order[id(b.params[i])]),
-                                         dtype=wd) for i in fit]).to(M.device)  # CPU draws: same on any device
-            if self.hvp:
-                H = self._hvps(b, fit, V)
-            else:
+            if H is None:
                 H = M[fit]
             QL = unpack_factors([QLs[i] for i in fit], rows, wd)
             QR = unpack_factors([QRs[i] for i in fit], cols, wd)
@@ -262,6 +256,32 @@ class PSGDKron(Transform):
             set_matrices(b, U, dt)
         else:
             b.set_updates([u.reshape(p.shape).to(dt) for u, p in zip(U.unbind(0), b.params)], owned=True)
+
+    def _probe(self, b: Bucket) -> tuple[list[int], Tensor | None, Tensor | None]:
+        """``(fit, V, H)``: the bucket positions whose factors are fitted this step (the counter-based coin),
+        their probe vectors ``V`` (``(len(fit), m, n)``, the fit dtype) and, for the HVP variant, ``H = H v``
+        (whitening: None, ``h = m̂`` is taken in :meth:`update`); ``([], None, None)`` when nothing is fitted."""
+        g = b.group
+        p0 = b.params[0]
+        wd = root_dtype(p0.dtype)
+        fit = [i for i, t in enumerate(b.steps)
+               if torch.rand((), generator=step_generator(g["seed"], t, _COIN)).item()
+               < update_probability(t, g["update_prob_max"], g["update_prob_min"], g["update_prob_decay"],
+                                    g["update_prob_flat"])]
+        if not fit:
+            return fit, None, None
+        shape = tuple(matrix_view(p0).shape) if p0.ndim >= 2 else (1, p0.numel())
+        order = {id(p): i for i, p in enumerate(g["params"])}
+        V = torch.stack([torch.randn(shape, generator=step_generator(g["seed"], b.steps[i], order[id(b.params[i])]),
+                                     dtype=wd) for i in fit]).to(p0.device)  # CPU draws: same on any device
+        return fit, V, self._hvps(b, fit, V) if self.hvp else None
+
+    def _prepare_hvps(self, b: Bucket) -> None:
+        """The HVP variant's pre-pass: the probe pairs ``(v, H v)`` of this bucket, taken before any chain of the
+        step moves a parameter. The closure's graph saved the parameters (a matmul's weight, a LayerNorm's
+        scale); a double backward through it after an earlier bucket's step wrote a parameter in place would
+        read a tensor at a newer version (autograd refuses it), so the products cannot wait for ``update``."""
+        b.ctx.shared("psgd.hvp", dict)[id(b)] = self._probe(b)
 
     def _hvps(self, b: Bucket, fit: list[int], V: Tensor) -> Tensor:
         """``H v`` for the probe vectors of the fitted parameters (one double backward; zeros elsewhere)."""
