@@ -310,3 +310,22 @@ def test_recipes_without_needs_run_no_prepass():
 def test_unknown_need_is_refused():
     with pytest.raises(ValueError, match=r"bad: needs must be a subset of .* got \['telepathy'\]"):
         Recipe(name="bad", chains={"*": chain(Probe())}, needs=frozenset({"telepathy"}))
+
+
+def test_hvp_after_an_in_place_write_says_so():
+    # a transform that writes a parameter before taking an HVP (the psgd_kron_hvp bug) is told why, not that
+    # the model lacks second derivatives
+    model, x, y = model_and_data()
+
+    class WriteThenHvp(Transform):
+        name = "write_then_hvp"
+
+        def update(self, b):
+            for p in b.params:  # an in-place write bumps the version of what autograd saved (the second weight)
+                p.add_(0.0)
+            b.ctx.hvp([torch.ones_like(p) for p in b.ctx.params])
+
+    opt = probe_opt(model, {"loss", "hvp"}, [WriteThenHvp()])
+    with pytest.raises(ValueError, match=r"probe: needs Hessian-vector products, but a tensor the closure's graph "
+                                         r"saved was modified in place after backward"):
+        opt.step(make_closure(model, x, y, create_graph=True))

@@ -283,8 +283,11 @@ class StepContext:
                                           grad_outputs=[vectors[i] for i, _ in pairs], retain_graph=True,
                                           allow_unused=True)
         except RuntimeError as err:
-            raise ValueError(f"{self.name}: needs Hessian-vector products, but the model has no second "
-                             f"derivatives (double backward failed: {err})") from err
+            why = ("a tensor the closure's graph saved was modified in place after backward (take HVPs in the "
+                   "recipe's prepare pre-pass, before any parameter is written)") if "inplace" in str(err) \
+                else "the model has no second derivatives"
+            raise ValueError(f"{self.name}: needs Hessian-vector products, but {why} "
+                             f"(double backward failed: {err})") from err
         return [torch.zeros_like(p) if h is None else h for h, p in zip(out, self.params)]
 
     def jvp(self, vectors: Sequence[Tensor | None]) -> tuple[Tensor, Tensor]:
