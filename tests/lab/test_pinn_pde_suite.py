@@ -22,6 +22,7 @@ from optimlab.lab.tasks import get_task
 from optimlab.lab.tasks.base import generator
 from optimlab.lab.tasks.pinn_points import grid_side, unit_points, wall_points
 from optimlab.lab.tasks.pinn_refs import BZ, bz_reference, bz_rest, ks_initial, ks_reference
+from optimlab.lab.tasks.pinn_suite import heat2d_exact
 
 
 # ------------------------------------------------------------------ the earlier samplers, verbatim in effect
@@ -110,6 +111,9 @@ def test_heat_exact_solutions_have_zero_loss():
         assert float(inst.loss(Exact(), inst.batch(0)).detach()) < 1e-8, opts
         assert float(inst.loss(inst.model, inst.batch(0)).detach()) > 1e-2, opts
         assert inst.evaluate(Exact())["rel_l2"] == 0.0
+    assert torch.equal(inst.exact(inst.grid), heat2d_exact(inst.grid, 2, 0.05))
+    with pytest.raises(ValueError, match="'ks' has no closed-form solution"):
+        get_task("pinn_pde", equation="ks", horizon=0.5).build(0).exact(inst.grid)
 
 
 def test_ks_reference_conserves_the_mean_and_converges():

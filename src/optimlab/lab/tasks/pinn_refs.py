@@ -10,7 +10,8 @@ bz: the two-variable Oregonator of the Belousov–Zhabotinsky reaction in the sc
     (J. Chem. Phys. 73, 2224, 1980; the reaction–diffusion form of Keener and Tyson, Physica D 21, 307, 1986):
         u_t = D_u u_xx + (u (1 − u) − f v (u − q)/(u + q)) / ε,   v_t = D_v v_xx + u − v
     on [0, 1) periodic; u is the scaled HBrO2 (activator), v the scaled oxidised catalyst (inhibitor). Coefficients
-    in BZ below: ε = 0.1, q = 0.01, f = 1 (f in (1 − √2, 1 + √2): an oscillatory medium), D_u = D_v = 4e-3. The
+    in BZ below: ε = 0.1, q = 0.01, f = 1, D_u = D_v = 4e-3 (the homogeneous steady state is then unstable, its
+    Jacobian's eigenvalues 4.40 and 0.60: an oscillatory medium). The
     chemistry's ε is 0.01–0.05 and q ≈ 0.002 (Tyson–Fife, Keener–Tyson); this benchmark takes a milder ε and q
     so that the fronts stay resolvable by a width-32 network and by 256 grid points. Initial state: the
     homogeneous steady state u* = v* with an excited spot u = u* + (1 − u*) g (:func:`bz_initial`); the spot

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .base import Task, TaskInstance, check_choice, check_float, check_int, generator, init_module_
 from .blocks import MLP
-from .pinn_equations import DEFAULT_HORIZON, heat2d_exact, make_equation
+from .pinn_equations import DEFAULT_HORIZON, heat2d_exact, make_equation  # noqa: F401  (heat2d_exact re-exported)
 from .pinn_refs import GS, gray_scott_reference  # noqa: F401  (re-exported: the task's public names)
 
 EQUATIONS = ("heat2d", "heat_nd", "gray_scott", "bz", "ks")
@@ -120,8 +120,11 @@ class PINNSuiteInstance(TaskInstance):
         super().__init__(task, seed, model, role_hints={"head": "head"})
 
     def exact(self, p: Tensor) -> Tensor:
-        """The heat2d solution at points (x, y, t)."""
-        return heat2d_exact(p, self.task.frequency, self.task.diffusivity)
+        """The exact solution of heat2d or heat_nd at points (x..., t); the 1-D systems have a reference on
+        ``grid`` (``reference``) instead."""
+        if not hasattr(self.equation, "exact"):
+            raise ValueError(f"pinn_pde: {self.task.equation!r} has no closed-form solution; use .grid and .reference")
+        return self.equation.exact(p)
 
     def _points(self, gen: torch.Generator) -> tuple:
         return self.equation.points(gen, self.task.num_points, self.task.num_points // 4)
