@@ -1,9 +1,9 @@
-"""The PINN PDE suite (task ``pinn_pde``: heat2d, heat_nd, gray_scott, bz, ks) and the collocation sampler it shares
+"""The PINN PDE suite (task ``pinn_pde``: heat2d, heat_nd, gray_scott, bz, ks, ks2d) and the collocation sampler it shares
 with the 1-D ``pinn`` task.
 
 Sampling: the shared sampler gives both tasks bit-identical point sets to their earlier private samplers (copied
 below as they were). References: the KS solver conserves the mean, converges in dt at fourth order and in the
-number of modes; the Oregonator solver converges in dt and dx and stays in its invariant rectangle [q, 1] × [0, 1];
+number of modes, and so does the 2-D KS solver, whose mean follows −½⟨|∇u|²⟩; the Oregonator solver converges in dt and dx and stays in its invariant rectangle [q, 1] × [0, 1];
 the heat solutions are exact (zero residual). Training: AdamW (no weight decay) for 200 steps lowers eval_loss and
 rel_l2 of each new equation by the stated factors. Options: refused with the option and the value named.
 """
@@ -21,7 +21,8 @@ from optimlab.lab.runner import run
 from optimlab.lab.tasks import get_task
 from optimlab.lab.tasks.base import generator
 from optimlab.lab.tasks.pinn_points import grid_side, unit_points, wall_points
-from optimlab.lab.tasks.pinn_refs import BZ, bz_reference, bz_rest, ks_initial, ks_reference
+from optimlab.lab.tasks.pinn_refs import BZ, KS2D_LENGTH, bz_reference, bz_rest, ks2d_initial, ks2d_reference, \
+    ks_initial, ks_reference
 from optimlab.lab.tasks.pinn_suite import heat2d_exact
 
 
@@ -129,6 +130,21 @@ def test_ks_reference_conserves_the_mean_and_converges():
     assert err[0] / err[1] > 12
 
 
+def test_ks2d_reference_converges_and_its_mean_follows_the_gradient_energy():
+    x, t, u = ks2d_reference(10.0)
+    assert u.shape == (11, 32, 32) and np.allclose(u[0], ks2d_initial(*np.meshgrid(x, x, indexing="ij")), atol=1e-12)
+    assert np.abs(u - ks2d_reference(10.0, dt=0.0625)[2]).max() < 1e-4  # halving dt
+    assert np.abs(u - ks2d_reference(10.0, points=64)[2][:, ::2, ::2]).max() < 1e-4  # doubling the modes
+    # the mean of u obeys d<u>/dt = −½ <|∇u|²> (Δu and Δ²u have zero mean): integrate over 40 saves
+    x, t, u = ks2d_reference(5.0, saves=41)
+    k = 2 * math.pi / KS2D_LENGTH * np.fft.fftfreq(32, 1 / 32)
+    uh = np.fft.fft2(u, axes=(1, 2))
+    energy = [np.mean(np.fft.ifft2(1j * k[:, None] * f).real ** 2 + np.fft.ifft2(1j * k[None, :] * f).real ** 2)
+              for f in uh]
+    drift = -0.5 * np.trapezoid(energy, t)
+    assert drift < -0.1 and u[-1].mean() - u[0].mean() == pytest.approx(drift, rel=1e-2)
+
+
 def test_bz_reference_stays_in_its_invariant_region_and_converges():
     x, t, u, v = bz_reference(1.0)
     assert u.min() >= BZ["q"] - 1e-12 and u.max() <= 1 + 1e-12 and v.min() >= 0 and v.max() <= 1
@@ -145,12 +161,17 @@ def test_reference_grids_feed_the_evaluation():
         assert inst.grid.shape == (64 * 26, 2) and inst.reference.shape == (64 * 26, fields)
         assert float(inst.grid[:, 1].max()) == 1.0  # time scaled by the horizon
         assert inst.model.head.out_features == fields
+    inst = get_task("pinn_pde", equation="ks2d", horizon=0.5).build(0)
+    assert inst.grid.shape == (16 * 16 * 11, 3) and inst.reference.shape == (16 * 16 * 11, 1)
+    at_start = inst.grid[:, 2] == 0  # the reference at s = 0 is the initial condition
+    assert torch.allclose(inst.reference[at_start, 0], ks2d_initial(inst.grid[at_start, 0], inst.grid[at_start, 1]),
+                          atol=1e-6)
 
 
 # ------------------------------------------------------------------ training
 
 @pytest.mark.parametrize("equation, loss_factor, l2_factor", [
-    ("heat_nd", 0.5, 0.5), ("bz", 0.1, 0.85), ("ks", 0.5, 0.6)])
+    ("heat_nd", 0.5, 0.5), ("bz", 0.1, 0.85), ("ks", 0.5, 0.6), ("ks2d", 0.6, 0.85)])
 def test_adam_lowers_the_residual_loss_and_l2_error(equation, loss_factor, l2_factor):
     res = run("pinn_pde", "adamw", steps=200, eval_every=100, task_options=dict(equation=equation, num_points=64))
     assert res.ok
@@ -162,9 +183,9 @@ def test_adam_lowers_the_residual_loss_and_l2_error(equation, loss_factor, l2_fa
 # ------------------------------------------------------------------ options
 
 @pytest.mark.parametrize("options, option", [
-    (dict(equation="ks2d"), "equation"), (dict(equation="heat_nd", dim=0), "dim"), (dict(dim=65), "dim"),
+    (dict(equation="ks3d"), "equation"), (dict(equation="heat_nd", dim=0), "dim"), (dict(dim=65), "dim"),
     (dict(dim=2.0), "dim"), (dict(equation="bz", horizon=-1.0), "horizon"),
-    (dict(equation="ks", horizon=float("nan")), "horizon"), (dict(equation="ks", horizon=True), "horizon"),
+    (dict(equation="ks", horizon=float("nan")), "horizon"), (dict(equation="ks2d", horizon=0), "horizon"), (dict(equation="ks", horizon=True), "horizon"),
     (dict(equation="heat2d", horizon=2.0), "horizon"), (dict(equation="heat_nd", horizon=1.0), "horizon"),
 ])
 def test_bad_options_are_refused_naming_option_and_value(options, option):
@@ -177,4 +198,4 @@ def test_cli_refuses_a_horizon_for_the_heat_equation(capsys, tmp_path):
     argv = ["run", "--task", "pinn_pde", "--optimizer", "adamw", "--steps", "2", "--option", "equation=heat_nd",
             "--option", "horizon=3.0", "--db", str(tmp_path / "runs.db")]
     assert main(argv) == 2
-    assert "pinn_pde: horizon applies to ['bz', 'gray_scott', 'ks'] only" in capsys.readouterr().err
+    assert "pinn_pde: horizon applies to ['bz', 'gray_scott', 'ks', 'ks2d'] only" in capsys.readouterr().err

@@ -13,6 +13,8 @@ bz:         u_s/T − D_u u_xx − R_u/ε and v_s/T − D_v v_xx − (u − v), 
             of the fields and of their first x-derivatives (scaled by 1/(2π)).
 ks:         u_s + T (u u_x/L + u_xx/L² + u_xxxx/L⁴) with L = 32π (the KS residual times T, so that it is O(1));
             periodicity of u and of ∂ᵏu/∂xᵏ / (2π)ᵏ for k = 1, 2, 3.
+ks2d:       u_s + T (½|∇u|²/L² + Δu/L² + Δ²u/L⁴) with L = 8π (2-D KS in its gradient form, times T); periodicity
+            of u, ∇u/(2π), Δu/(2π)², ∇Δu/(2π)³ across opposite faces.
 """
 from __future__ import annotations
 
@@ -24,10 +26,10 @@ from torch import Tensor, nn
 
 from .base import generator
 from .pinn_points import initial_points, unit_points, wall_points
-from .pinn_refs import BZ, GS, KS_LENGTH, bz_initial, bz_reference, gray_scott_reference, ks_initial, \
-    ks_reference
+from .pinn_refs import BZ, GS, KS2D_LENGTH, KS_LENGTH, bz_initial, bz_reference, gray_scott_reference, \
+    ks2d_initial, ks2d_reference, ks_initial, ks_reference
 
-DEFAULT_HORIZON = {"gray_scott": 5.0, "bz": 2.0, "ks": 10.0}
+DEFAULT_HORIZON = {"gray_scott": 5.0, "bz": 2.0, "ks": 10.0, "ks2d": 10.0}
 
 
 def _grad(y: Tensor, p: Tensor) -> Tensor:
@@ -174,10 +176,62 @@ class Periodic1D:
         return _grid_reference(xs, ts, [us], 2)
 
 
+class KS2D:
+    """ks2d: u_t + ½|∇u|² + Δu + Δ²u = 0 on [0, 8π)² periodic, inputs (x, y, s) in the unit cube."""
+
+    d_in, d_out = 3, 1
+
+    def __init__(self, task) -> None:
+        self.horizon = DEFAULT_HORIZON["ks2d"] if task.horizon is None else task.horizon
+
+    def points(self, gen: torch.Generator, n: int, nb: int) -> tuple:
+        return unit_points(gen, n, 3), initial_points(gen, nb, 2), unit_points(gen, nb, 2)
+
+    @staticmethod
+    def _jet(model: nn.Module, pts: Tensor) -> tuple:
+        """(u, ∇u, u_s, Δu, ∇Δu, Δ²u) in unit-cube coordinates; autograd is on."""
+        p = pts.detach().clone().requires_grad_(True)
+        u = model(p)[:, 0]
+        g = _grad(u, p)
+        lap = _laplacian(g, p, 2)
+        g_lap = _grad(lap, p)
+        return u, g[:, :2], g[:, 2], lap, g_lap[:, :2], _laplacian(g_lap, p, 2)
+
+    def residual(self, model: nn.Module, interior: Tensor) -> Tensor:
+        _, grad, u_s, lap, _, bilap = self._jet(model, interior)
+        big_l, big_t = KS2D_LENGTH, self.horizon
+        return (u_s + big_t * (0.5 * grad.pow(2).sum(dim=1) / big_l ** 2 + lap / big_l ** 2
+                               + bilap / big_l ** 4))[:, None]
+
+    def edge_loss(self, model: nn.Module, initial: Tensor, faces: Tensor) -> Tensor:
+        ic = (model(initial)[:, 0] - ks2d_initial(initial[:, 0], initial[:, 1])).pow(2).mean()
+        a, s = faces[:, 0], faces[:, 1]
+        zero, one = torch.zeros_like(a), torch.ones_like(a)
+        bc = 0
+        for lo, hi in (((zero, a, s), (one, a, s)), ((a, zero, s), (a, one, s))):  # x faces, y faces
+            with torch.enable_grad():
+                jl = self._jet(model, torch.stack(lo, dim=1))[:5]
+                jr = self._jet(model, torch.stack(hi, dim=1))[:5]
+            for order, (left, right) in zip((0, 1, None, 2, 3), zip(jl, jr)):
+                if order is not None:  # u, ∇u, Δu, ∇Δu match; u_s follows from u
+                    bc = bc + ((left - right) / (2 * math.pi) ** order).pow(2).mean()
+        return ic + bc / 2
+
+    def eval_set(self) -> tuple[Tensor, Tensor]:
+        xs, ts, us = ks2d_reference(self.horizon)
+        keep = 2
+        x, y, s = np.meshgrid(xs[::keep], xs[::keep], ts / ts[-1], indexing="ij")
+        grid = torch.tensor(np.stack([x.reshape(-1), y.reshape(-1), s.reshape(-1)], axis=1), dtype=torch.float32)
+        ref = torch.tensor(us[:, ::keep, ::keep].transpose(1, 2, 0).reshape(-1, 1), dtype=torch.float32)
+        return grid, ref
+
+
 def make_equation(task):
+    if task.equation == "ks2d":
+        return KS2D(task)
     if task.equation in ("heat2d", "heat_nd"):
         return Heat(task, task.equation == "heat_nd")
     return Periodic1D(task, task.equation)
 
 
-__all__ = ["Heat", "Periodic1D", "make_equation", "DEFAULT_HORIZON", "heat2d_exact"]
+__all__ = ["Heat", "Periodic1D", "KS2D", "make_equation", "DEFAULT_HORIZON", "heat2d_exact"]

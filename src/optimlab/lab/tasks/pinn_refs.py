@@ -32,11 +32,12 @@ import math
 import numpy as np
 
 __all__ = ["GS", "BZ", "KS_LENGTH", "gray_scott_reference", "bz_initial", "bz_reaction", "bz_reference", "bz_rest", "ks_initial",
-           "ks_reference", "bump"]
+           "ks_reference", "ks2d_initial", "ks2d_reference", "KS2D_LENGTH", "bump"]
 
 GS = {"du": 2e-3, "dv": 1e-3, "feed": 0.04, "kill": 0.06}
 BZ = {"eps": 0.1, "q": 0.01, "f": 1.0, "du": 4e-3, "dv": 4e-3}
 KS_LENGTH = 32 * math.pi
+KS2D_LENGTH = 8 * math.pi
 
 
 def bump(x):
@@ -123,37 +124,23 @@ def ks_initial(x):
     return np.cos(two_pi_x) * (1 + np.sin(two_pi_x))
 
 
-def ks_reference(horizon: float, points: int = 128, dt: float = 0.125, saves: int = 26) -> tuple:
-    """(x ∈ [0, 1) grid, save times, u) of the ETDRK4 pseudo-spectral KS solution on X = 32π x (saves × points).
-    The step is the largest ≤ ``dt`` that divides the interval between saves."""
-    x = np.arange(points) / points
+def _etdrk4(lin: np.ndarray, n_of, vh: np.ndarray, horizon: float, dt: float, saves: int, to_real) -> list:
+    """ETDRK4 (Cox–Matthews) for v' = lin·v + N(v) in Fourier space, the φ-function coefficients by Kassam and
+    Trefethen's contour mean (16 points); the step is the largest ≤ ``dt`` dividing the interval between saves.
+    Returns ``to_real(v)`` at the ``saves`` times."""
     per_save = max(1, math.ceil(horizon / (saves - 1) / dt - 1e-9))
     dt = horizon / (saves - 1) / per_save
-    k = 2 * math.pi / KS_LENGTH * np.arange(points // 2 + 1)
-    lin = k ** 2 - k ** 4  # the linear operator −∂² − ∂⁴ in Fourier space
-    nonlin = -0.5j * k  # N(u) = −½ (u²)_X
-    nonlin[-1] = 0.0  # no Nyquist mode
     e, e2 = np.exp(dt * lin), np.exp(dt * lin / 2)
     m = 16
     r = np.exp(1j * math.pi * (np.arange(1, m + 1) - 0.5) / m)
-    lr = dt * lin[:, None] + r[None, :]
+    lr = dt * lin[..., None] + r
     ex = np.exp(lr)
-    q = dt * np.real(np.mean((np.exp(lr / 2) - 1) / lr, axis=1))
-    f1 = dt * np.real(np.mean((-4 - lr + ex * (4 - 3 * lr + lr ** 2)) / lr ** 3, axis=1))
-    f2 = dt * np.real(np.mean((2 + lr + ex * (lr - 2)) / lr ** 3, axis=1))
-    f3 = dt * np.real(np.mean((-4 - 3 * lr - lr ** 2 + ex * (4 - lr)) / lr ** 3, axis=1))
-
-    def n_of(vh):
-        return nonlin * np.fft.rfft(np.fft.irfft(vh, n=points) ** 2)
-
-    us = np.zeros((saves, points))
-    vh = np.fft.rfft(ks_initial(x))
-    vh[-1] = 0.0
-    for n in range((saves - 1) * per_save + 1):
-        if n % per_save == 0:
-            us[n // per_save] = np.fft.irfft(vh, n=points)
-        if n == (saves - 1) * per_save:
-            break
+    q = dt * np.real(np.mean((np.exp(lr / 2) - 1) / lr, axis=-1))
+    f1 = dt * np.real(np.mean((-4 - lr + ex * (4 - 3 * lr + lr ** 2)) / lr ** 3, axis=-1))
+    f2 = dt * np.real(np.mean((2 + lr + ex * (lr - 2)) / lr ** 3, axis=-1))
+    f3 = dt * np.real(np.mean((-4 - 3 * lr - lr ** 2 + ex * (4 - lr)) / lr ** 3, axis=-1))
+    out = [to_real(vh)]
+    for n in range(1, (saves - 1) * per_save + 1):
         nv = n_of(vh)
         a = e2 * vh + q * nv
         na = n_of(a)
@@ -162,4 +149,60 @@ def ks_reference(horizon: float, points: int = 128, dt: float = 0.125, saves: in
         c = e2 * a + q * (2 * nb - nv)
         nc = n_of(c)
         vh = e * vh + nv * f1 + 2 * (na + nb) * f2 + nc * f3
-    return x, np.linspace(0.0, horizon, saves), us
+        if n % per_save == 0:
+            out.append(to_real(vh))
+    return out
+
+
+def ks_reference(horizon: float, points: int = 128, dt: float = 0.125, saves: int = 26) -> tuple:
+    """(x ∈ [0, 1) grid, save times, u) of the ETDRK4 pseudo-spectral KS solution on X = 32π x (saves × points).
+    The step is the largest ≤ ``dt`` that divides the interval between saves."""
+    x = np.arange(points) / points
+    k = 2 * math.pi / KS_LENGTH * np.arange(points // 2 + 1)
+    lin = k ** 2 - k ** 4  # the linear operator −∂² − ∂⁴ in Fourier space
+    nonlin = -0.5j * k  # N(u) = −½ (u²)_X
+    nonlin[-1] = 0.0  # no Nyquist mode
+
+    def n_of(vh):
+        return nonlin * np.fft.rfft(np.fft.irfft(vh, n=points) ** 2)
+
+    vh = np.fft.rfft(ks_initial(x))
+    vh[-1] = 0.0
+    us = _etdrk4(lin, n_of, vh, horizon, dt, saves, lambda v: np.fft.irfft(v, n=points))
+    return x, np.linspace(0.0, horizon, saves), np.stack(us)
+
+
+def ks2d_initial(x, y):
+    """cos(2πx)(1 + sin(2πy)) on the unit square (numpy or torch)."""
+    if hasattr(x, "cos"):
+        return (2 * math.pi * x).cos() * (1 + (2 * math.pi * y).sin())
+    return np.cos(2 * math.pi * x) * (1 + np.sin(2 * math.pi * y))
+
+
+def ks2d_reference(horizon: float, points: int = 32, dt: float = 0.125, saves: int = 11) -> tuple:
+    """(x ∈ [0, 1) grid, save times, u) of the 2-D KS equation u_t + ½|∇u|² + Δu + Δ²u = 0 on [0, L)², L = 8π,
+    pseudo-spectral (points² modes, Nyquist modes zeroed) with ETDRK4; u has shape saves × points × points
+    (indexed [t, x, y])."""
+    x = np.arange(points) / points
+    kx = 2 * math.pi / KS2D_LENGTH * np.fft.fftfreq(points, 1.0 / points)
+    ky = 2 * math.pi / KS2D_LENGTH * np.arange(points // 2 + 1)
+    kx[points // 2] = 0.0
+    ky[-1] = 0.0
+    kk = kx[:, None] ** 2 + ky[None, :] ** 2
+    lin = kk - kk ** 2
+    shape = (points, points)
+
+    def n_of(vh):
+        ux = np.fft.irfft2(1j * kx[:, None] * vh, s=shape)
+        uy = np.fft.irfft2(1j * ky[None, :] * vh, s=shape)
+        nh = -0.5 * np.fft.rfft2(ux ** 2 + uy ** 2)
+        nh[points // 2, :] = 0.0
+        nh[:, -1] = 0.0
+        return nh
+
+    gx, gy = np.meshgrid(x, x, indexing="ij")
+    vh = np.fft.rfft2(ks2d_initial(gx, gy))
+    vh[points // 2, :] = 0.0
+    vh[:, -1] = 0.0
+    us = _etdrk4(lin, n_of, vh, horizon, dt, saves, lambda v: np.fft.irfft2(v, s=shape))
+    return x, np.linspace(0.0, horizon, saves), np.stack(us)

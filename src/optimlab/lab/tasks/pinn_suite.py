@@ -1,5 +1,5 @@
 """Physics-informed networks beyond 1-D (coverage row J3): heat in 2 and d dimensions, and the periodic 1-D
-Gray–Scott, Belousov–Zhabotinsky (Oregonator) and Kuramoto–Sivashinsky equations.
+Gray–Scott, Belousov–Zhabotinsky (Oregonator) and Kuramoto–Sivashinsky equations, and 2-D Kuramoto–Sivashinsky.
 
 The PDE benchmark suite of the seeds names high-dimensional heat, Gray–Scott, Belousov–Zhabotinsky and 2-D
 Kuramoto–Sivashinsky. At CPU scale this task has
@@ -9,13 +9,14 @@ heat_nd:    u_t = ν Δu on (0, 1)^d × (0, 1], exact solution exp(−ν(kπ)² 
 gray_scott: Pearson's Gray–Scott system on the periodic interval (finite-difference reference);
 bz:         the two-variable Oregonator of Tyson and Fife on the periodic interval (finite-difference reference);
 ks:         u_t + u u_X + u_XX + u_XXXX = 0 on X ∈ [0, 32π) periodic, u(X, 0) = cos(X/16)(1 + sin(X/16)) (Kassam and
-            Trefethen's problem; ETDRK4 pseudo-spectral reference), over a horizon before the flow turns chaotic.
+            Trefethen's problem; ETDRK4 pseudo-spectral reference), over a horizon before the flow turns chaotic;
+ks2d:       the seed's 2-D KS at small scale, u_t + ½|∇u|² + Δu + Δ²u = 0 on [0, 8π)² periodic (the gradient form),
+            u(x, y, 0) = cos(2πx)(1 + sin(2πy)) in unit coordinates; ETDRK4 pseudo-spectral reference (32² modes).
+            The box is small (a few unstable modes) so that a width-32 network has a chance; its residual needs the
+            biharmonic (6 autograd passes per point).
 
-KS is 1-D, not the seed's 2-D: a 2-D KS residual needs the biharmonic (fourth derivatives in two variables, ~4x the
-autograd passes of the 1-D case) and a 2-D chaotic reference; with a width-32 network and 3000 CPU steps even the
-1-D problem is far from solved, so the 2-D one would measure nothing but failure. The references, coefficients
-and residual forms are in :mod:`.pinn_refs` and :mod:`.pinn_equations`; collocation sampling is shared with the
-1-D ``pinn`` task (:mod:`.pinn_points`).
+The references, coefficients and residual forms are in :mod:`.pinn_refs` and :mod:`.pinn_equations`; collocation
+sampling is shared with the 1-D ``pinn`` task (:mod:`.pinn_points`).
 
 Loss: mean squared PDE residuals at interior collocation points plus ``boundary_weight`` × the mean squared
 initial and boundary mismatch (heat: Dirichlet; the 1-D systems: periodicity).
@@ -32,26 +33,27 @@ from .blocks import MLP
 from .pinn_equations import DEFAULT_HORIZON, heat2d_exact, make_equation  # noqa: F401  (heat2d_exact re-exported)
 from .pinn_refs import GS, gray_scott_reference  # noqa: F401  (re-exported: the task's public names)
 
-EQUATIONS = ("heat2d", "heat_nd", "gray_scott", "bz", "ks")
+EQUATIONS = ("heat2d", "heat_nd", "gray_scott", "bz", "ks", "ks2d")
 MAX_DIM = 64
 
 
 @dataclass(frozen=True, kw_only=True)
 class PINNSuite(Task):
-    """Options: equation ("heat2d" | "heat_nd" | "gray_scott" | "bz" | "ks"), frequency (k of the heat
+    """Options: equation ("heat2d" | "heat_nd" | "gray_scott" | "bz" | "ks" | "ks2d"), frequency (k of the heat
     equations, 1), diffusivity (ν of the heat equations, 0.05), dim (d of heat_nd, 5, at most 64), horizon (T of
-    the 1-D systems; None: gray_scott 5.0, bz 2.0, ks 10.0), width (32), depth (hidden tanh layers, 3), num_points
+    the time-dependent systems; None: gray_scott 5.0, bz 2.0, ks 10.0, ks2d 10.0), width (32), depth (hidden tanh layers, 3), num_points
     (interior collocation points, 256; the initial and boundary sets have num_points // 4 each), boundary_weight
     (1.0).
 
     Metrics: eval_loss (the PDE loss on a fixed point set), rel_l2 (‖u_net − u‖/‖u‖ on an evaluation set:
     21 × 21 × 11 grid for heat2d, 4096 fixed random points for heat_nd, 64 points × 26 times for the 1-D systems,
-    all fields; primary), max_error.
+    16 × 16 points × 11 times for ks2d; all fields; primary), max_error.
     """
 
     name = "pinn_pde"
     eval_cost = 2.0
-    description = "physics-informed MLP for heat (2-D, d-D), Gray-Scott, Belousov-Zhabotinsky or Kuramoto-Sivashinsky"
+    description = ("physics-informed MLP for heat (2-D, d-D), Gray-Scott, Belousov-Zhabotinsky or Kuramoto-Sivashinsky "
+                   "(1-D, 2-D)")
     references = (
         "Raissi, Perdikaris, Karniadakis, 'Physics-informed neural networks', J. Comput. Phys. 378, 2019",
         "Pearson, 'Complex patterns in a simple system', Science 261, 1993 (Gray-Scott)",
