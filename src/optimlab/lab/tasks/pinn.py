@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from .base import (Task, TaskInstance, check_bool, check_choice, check_float, check_int,
                    generator, init_module_)
 from .blocks import MLP
+from .pinn_points import initial_points, unit_points, wall_points
 
 EQUATIONS = ("poisson", "heat")
 
@@ -120,26 +121,13 @@ class PINNInstance(TaskInstance):
 
     def _points(self, gen: torch.Generator | None) -> tuple:
         """Interior, boundary (and initial) points: uniform random from ``gen``, or a uniform
-        grid when ``gen`` is None."""
+        grid when ``gen`` is None (the shared sampler of :mod:`.pinn_points`, one draw per coordinate)."""
         n, nb = self.task.num_points, max(2, self.task.num_points // 4)
-
-        def unit(count: int) -> Tensor:
-            if gen is None:
-                return (torch.arange(count) + 0.5) / count
-            return torch.rand(count, generator=gen)
-
         if self.dims == 1:
-            return unit(n)[:, None], torch.tensor([[0.0], [1.0]])
-        if gen is None:
-            side = max(2, int(math.sqrt(n)))
-            x, t = torch.meshgrid(unit(side), unit(side), indexing="ij")
-            interior = torch.stack([x.reshape(-1), t.reshape(-1)], dim=1)
-        else:
-            interior = torch.stack([unit(n), unit(n)], dim=1)
-        side_x = (torch.arange(nb) % 2).float()  # alternate x = 0 and x = 1
-        boundary = torch.stack([side_x, unit(nb)], dim=1)
-        initial = torch.stack([unit(nb), torch.zeros(nb)], dim=1)
-        return interior, boundary, initial
+            return (unit_points(gen, n, 1, columns=True),
+                    wall_points(gen, 2, 1, time=False, columns=True))
+        return (unit_points(gen, n, 2, columns=True), wall_points(gen, nb, 1, columns=True),
+                initial_points(gen, nb, 1, columns=True))
 
     def _make_batch(self, step: int) -> tuple:
         key = 0 if self.full_batch else step
