@@ -178,3 +178,33 @@ def test_layout_kinds_senders_and_refusals():
     q = SimpleNamespace(device_mesh=mesh3, placements=[Shard(0), Shard(1), Replicate()], shape=(4, 4))
     with pytest.raises(ValueError, match="every dimension of the mesh"):
         work_dims(mesh3, [q], "muon")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_dcp_checkpoint_of_column_shards_resumes_on_the_same_layout_and_on_one_process(tmp_path):
+    """Saved by 2 TP processes after 10 steps (Dion's Q a Shard(0) DTensor), loaded into a fresh TP model there
+    (the same bits as the uninterrupted run) and into one process (plain Q: muon bit-identical to one process
+    throughout, Dion within its tolerance)."""
+    import warnings
+
+    from tp_workers import load
+
+    names, save_at = ["muon", "dion_lowrank"], 10
+    straight = launch(w_tp, 2, tmp_path, names, STEPS, "even", "cols")
+    resumed = launch(w_tp, 2, tmp_path, names, STEPS, "even", "cols", False, save_at)
+    for name in names:
+        for a, b in zip(straight, resumed):
+            assert all(torch.equal(a[name]["params"][k], b[name]["params"][k]) for k in a[name]["params"]), name
+        model = gpt(1, "even")
+        opt = make_opt(model, name)
+        with warnings.catch_warnings():  # DCP warns that it runs without a process group
+            warnings.simplefilter("ignore")
+            load(model, opt, str(tmp_path / f"ckpt_{name}"))
+        step_plain(model, opt, STEPS - save_at, "even", start=save_at)
+        ref, _ = _reference(name, "even")
+        one = {n: p.detach() for n, p in model.named_parameters()}
+        if name == "muon":
+            assert all(torch.equal(one[k], ref[k]) for k in ref)
+        else:
+            assert _rel(one, ref) < TOL

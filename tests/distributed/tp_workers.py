@@ -84,9 +84,9 @@ def block_of(full: torch.Tensor, like, partial: bool = False):
     return DTensor.from_local(local, mesh, like.placements, run_check=False, shape=full.shape, stride=full.stride())
 
 
-def step_plain(model, opt, steps: int, size: str) -> None:
+def step_plain(model, opt, steps: int, size: str, start: int = 0) -> None:
     """The one-process reference loop (the same arithmetic as :func:`w_tp`'s plain model)."""
-    for s in range(steps):
+    for s in range(start, start + steps):
         x, y = batch(s, size)
         opt.zero_grad(set_to_none=True)
         loss_of(model, x, y, size).backward()
@@ -113,8 +113,26 @@ def full_state(opt) -> dict:
     return out
 
 
+def load(model, opt, ckpt: str) -> None:
+    """Model and optimizer from a DCP checkpoint (any layout, any number of processes, or one process)."""
+    import torch.distributed.checkpoint as dcp
+
+    from optimlab.distributed import checkpoint as ockpt
+
+    sd = {"model": model.state_dict(), "optim": ockpt.state_dict(opt)}
+    dcp.load(sd, checkpoint_id=ckpt)
+    model.load_state_dict(sd["model"])
+    ockpt.load_state_dict(opt, sd["optim"])
+
+
 def w_tp(rank: int, world: int, tmp: str, names: list, steps: int, size: str, layout: str,
-         partial_vectors: bool = False) -> dict:
+         partial_vectors: bool = False, save_at: int | None = None) -> dict:
+    """``steps`` steps of each optimizer on the TP-laid-out GPT. ``save_at``: a DCP checkpoint after that many
+    steps (``{tmp}/ckpt_{name}``), then a fresh model and optimizer (another seed) loaded from it go on."""
+    import torch.distributed.checkpoint as dcp
+
+    from optimlab.distributed import checkpoint as ockpt
+
     out = {}
     for name in names:
         plain, model = gpt(0, size), tp_model(0, size, layout)
@@ -127,6 +145,15 @@ def w_tp(rank: int, world: int, tmp: str, names: list, steps: int, size: str, la
         log = record_owner_calls(model)
         pairs = list(zip(plain.parameters(), model.parameters()))
         for s in range(steps):
+            if s == save_at:
+                dcp.save({"model": model.state_dict(), "optim": ockpt.state_dict(opt)},
+                         checkpoint_id=f"{tmp}/ckpt_{name}")
+                model = tp_model(1, size, layout)
+                opt = make_opt(model, name)
+                load(model, opt, f"{tmp}/ckpt_{name}")
+                opt._distributed.comm.timeout = STEP_TIMEOUT
+                log = record_owner_calls(model)
+                pairs = list(zip(plain.parameters(), model.parameters()))
             x, y = batch(s, size)
             plain.zero_grad(set_to_none=True)
             loss_of(plain, x, y, size).backward()
