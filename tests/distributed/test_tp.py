@@ -51,6 +51,44 @@ def _exact(results: list, names: list, size: str, steps: int = STEPS) -> None:
                 assert _ulps(got["state"][k].float(), v.float()) <= 1, f"{name}: rank {rank} state {k}"
 
 
+def _all_reduce_bytes(rows: int, world: int, me: int, k: int, r: int) -> int:
+    """Bytes rank ``me`` receives in a reduce-scatter + all-gather of ``k`` float32 ``rows × r`` partials."""
+    from optimlab.distributed.comm import padded
+    from optimlab.distributed.dion import even_blocks
+
+    blocks = even_blocks(rows, world)
+    mine = blocks[me][1] - blocks[me][0]
+    return (world - 1) * padded(k * mine * r * 4) + sum(padded(k * (hi - lo) * r * 4)
+                                                      for q, (lo, hi) in enumerate(blocks) if q != me)
+
+
+def _grid_bytes(rank: int, fraction: float, steps: int) -> int:
+    """Dion's grid form on the 2×2 mesh (rank = 2·row coordinate + column coordinate), even sizes: the maxima
+    over all 4 ranks, P's all-reduce over the column group (2 ranks, this rank's m/2 rows), the other row
+    block of P (all-gather over the row group), R's all-reduce over the row group (n/2 rows), the other
+    column group rank's r sums of squares."""
+    from optimlab.distributed.comm import padded
+    from optimlab.transforms.lowrank import dion_rank
+
+    ca, cb = divmod(rank, 2)
+    total = 0
+    for shape, k in _hidden_shapes("even").items():
+        m, n = shape
+        r = dion_rank(torch.Size(shape), fraction)
+        total += 3 * (padded(16 * k) + padded(8 * k))
+        total += _all_reduce_bytes(m // 2, 2, cb, k, r) + padded(k * (m // 2) * r * 4)
+        total += _all_reduce_bytes(n // 2, 2, ca, k, r) + padded(k * r * 4)
+    return steps * total
+
+
+def _hidden_shapes(size: str) -> dict:
+    shapes: dict = {}
+    for n, p in gpt(0, size).named_parameters():
+        if p.ndim == 2 and n.startswith("blocks."):  # Dion's matrix role: the hidden matrices
+            shapes[tuple(p.shape)] = shapes.get(tuple(p.shape), 0) + 1
+    return shapes
+
+
 def _column_bytes(world: int, rank: int, size: str, fraction: float, steps: int) -> int:
     """Bytes rank ``rank`` receives from Dion's column form in ``steps`` steps, every matrix column-sharded:
     per same-shape bucket of ``k`` matrices (m × n, rank r, float32): max|M|, max|G|, max|B| (float64 per
@@ -61,12 +99,8 @@ def _column_bytes(world: int, rank: int, size: str, fraction: float, steps: int)
     from optimlab.distributed.dion import even_blocks
     from optimlab.transforms.lowrank import dion_rank
 
-    shapes: dict = {}
-    for n, p in gpt(0, size).named_parameters():
-        if p.ndim == 2 and n.startswith("blocks."):  # Dion's matrix role: the hidden matrices
-            shapes[tuple(p.shape)] = shapes.get(tuple(p.shape), 0) + 1
     total = 0
-    for shape, k in shapes.items():
+    for shape, k in _hidden_shapes(size).items():
         m, r = shape[0], dion_rank(torch.Size(shape), fraction)
         blocks = even_blocks(m, world)
         total += (world - 1) * (padded(16 * k) + padded(8 * k))
@@ -137,14 +171,19 @@ def test_megatron_layout_rows_columns_and_replicated_in_one_bucket(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_fsdp_by_tp_two_by_two_mesh(tmp_path):
-    """(Shard(0), Shard(1)) on a 2×2 mesh: 2-D blocks, assembled on owners over all 4 ranks; Dion runs its
-    owner mode there (bit-identical)."""
-    names = ["muon", "adamw", "dion_lowrank"]
+    """(Shard(0), Shard(1)) on a 2×2 mesh: 2-D blocks, assembled on owners over all 4 ranks (muon, adamw and
+    Dion's owner mode bit-identical); Dion's grid form (the paper's FSDP × TP algorithm) within its tolerance,
+    byte for byte, no whole matrix anywhere."""
+    names = ["muon", "adamw", "dion_owner", "dion_lowrank"]
     results = launch(w_tp, 4, tmp_path, names, STEPS, "even", "fsdp_tp")
-    _exact(results, ["muon", "adamw"], "even")
+    _exact(results, ["muon", "adamw", "dion_owner"], "even")
     ref, _ = _reference("dion_lowrank", "even")
-    for r in results:
-        assert max(_ulps(r["dion_lowrank"]["params"][k], ref[k]) for k in ref) <= 1
+    for rank, r in enumerate(results):
+        got = r["dion_lowrank"]
+        assert _rel(got["params"], ref) < TOL, (rank, _rel(got["params"], ref))
+        assert got["log"] == [] and got["q_placements"] == ["(Replicate(), Shard(dim=0))"]
+        assert got["needed"] == _grid_bytes(rank, 0.25, STEPS), rank
+        assert got["needed"] / r["dion_owner"]["needed"] < 0.4
     calls = Counter(m for r in results for call in r["muon"]["log"] for m in call)
     assert len(calls) == 12 and set(calls.values()) == {STEPS}  # each matrix once per step, on one of 4 ranks
 
@@ -159,7 +198,7 @@ def test_layout_kinds_senders_and_refusals():
     empty = Layout((4, 3), [((0, 4), (0, 1)), ((0, 4), (1, 1)), ((0, 4), (2, 1)), ((0, 4), (0, 0))])
     rep = Layout((4, 4), [((0, 4), (0, 4))] * 3)
     grid = Layout((4, 4), [((0, 2), (0, 2)), ((0, 2), (2, 2)), ((2, 2), (0, 2)), ((2, 2), (2, 2))])
-    assert [x.kind() for x in (rows, cols, empty, rep, grid)] == ["rows", "cols", "cols", "replicated", "blocks"]
+    assert [x.kind() for x in (rows, cols, empty, rep, grid)] == ["rows", "cols", "cols", "replicated", "grid"]
     assert cols.spans(1) == [(0, 2), (2, 4), (4, 6), (6, 7)]
     assert torch.equal(cols.block(torch.arange(28).view(4, 7), 3), torch.arange(28).view(4, 7)[:, 6:7])
     # replicated: the owner holds it already, nobody sends; empty blocks send nothing

@@ -39,7 +39,7 @@ from .comm import from_bytes
 from .dion import _all_reduce_rows, _amax, _gather, _global_max
 from .shards import local
 
-__all__ = ["ColumnJob", "dion_column_steps", "shard_q"]
+__all__ = ["ColumnJob", "dion_column_steps", "shard_q", "grid_groups"]
 
 
 def shard_q(states: list[dict], lstates: list[dict], key: str, param: Any, span: tuple[int, int]) -> None:
@@ -62,11 +62,12 @@ def shard_q(states: list[dict], lstates: list[dict], key: str, param: Any, span:
 
 class ColumnJob:
     """One bucket of same-shape matrices to step with Dion on column blocks: this rank's local blocks
-    (``updates``, ``bufs``: ``m × n_j``; ``qs``: ``n_j × r``)."""
+    (``updates``, ``bufs``: ``m_i × n_j``; ``qs``: ``n_j × r``); ``rows``: on a 2-D grid, every rank's
+    ``[lo, hi)`` rows in the row group (the ranks holding the same columns), in that group's rank order."""
 
     def __init__(self, group: dict, updates: list[Tensor], bufs: list[Tensor], qs: list[Tensor], shape: Any,
-                 dtype: torch.dtype):
-        self.group, self.bufs, self.qs, self.dtype = group, bufs, qs, dtype
+                 dtype: torch.dtype, rows: list[tuple[int, int]] | None = None):
+        self.group, self.bufs, self.qs, self.dtype, self.rows = group, bufs, qs, dtype, rows
         self.wd = work_dtype(dtype)
         self.m, self.n = shape[0], shape[1]
         self.r = qs[0].shape[-1]
@@ -76,10 +77,13 @@ class ColumnJob:
         self.result: list[Tensor] = []
 
 
-def dion_column_steps(comm: Any, jobs: list[ColumnJob]) -> None:
+def dion_column_steps(comm: Any, jobs: list[ColumnJob], cols: Any = None, rows: Any = None) -> None:
     """One Dion step of every job (see the module doc); each job's ``result``: this rank's block of the
-    update, in the parameter's dtype."""
-    world = comm.world
+    update, in the parameter's dtype. ``comm``: every rank holding a block; ``cols``: the ranks splitting the
+    columns (default ``comm``); ``rows``: on a 2-D grid (FSDP × TP), the ranks splitting the rows — then ``P``'s
+    row blocks are all-gathered over them and ``R`` all-reduced over them (the paper's full form)."""
+    cols = comm if cols is None else cols
+    world = cols.world
     maxes = _global_max(comm, [torch.cat([_amax(j.M), _amax(j.G)]) for j in jobs],
                         "all-gather of Dion's max|M|, max|G| (columns)")
     Bs = []
@@ -93,16 +97,24 @@ def dion_column_steps(comm: Any, jobs: list[ColumnJob]) -> None:
     for j, B, mx in zip(jobs, Bs, bmax):
         fb = pow2_scale(mx.to(j.wd).view(-1, 1, 1))
         partial.append((B * fb) @ torch.stack(j.qs).to(j.wd))
-    Ps = [orthonormal_basis(s) for s in _all_reduce_rows(comm, jobs, partial, "P")]
-    # 3. R_j = B_jᵀ P locally; 4. the column norms of R from every rank's sums of squares (rank order)
+    Ps = _all_reduce_rows(cols, jobs, partial, "P")
+    if rows is not None:  # 2-D grid: this rank has P's rows of its row block; gather the others'
+        Ps = _gather_rows(rows, jobs, Ps)
+    Ps = [orthonormal_basis(P) for P in Ps]
+    if rows is not None:
+        Ps = [P[:, j.rows[rows.rank][0]:j.rows[rows.rank][1]] for j, P in zip(jobs, Ps)]
+    # 3. R_j = B_jᵀ P locally (2-D grid: summed over the row blocks); 4. the column norms of R from every
+    # rank's sums of squares (rank order)
     Rs = [B.mT @ P for B, P in zip(Bs, Ps)]
+    if rows is not None:
+        Rs = _all_reduce_rows(rows, jobs, Rs, "R")
     sq = [(R * R).sum(dim=-2) for R in Rs]  # (k, r)
-    got = _gather(comm, sq, [[s.numel() * s.element_size() for s in sq]] * world,
+    got = _gather(cols, sq, [[s.numel() * s.element_size() for s in sq]] * world,
                   "all-gather of Dion's column sums of squares of R")
     for i, (j, B, P, R) in enumerate(zip(jobs, Bs, Ps, Rs)):
         total = None
         for q in range(world):
-            part = sq[i] if q == comm.rank else from_bytes(got[q][i], j.wd, sq[i].shape)
+            part = sq[i] if q == cols.rank else from_bytes(got[q][i], j.wd, sq[i].shape)
             total = part.clone() if total is None else total + part
         norm = total.sqrt().unsqueeze(-2)  # (k, 1, r)
         B.baddbmm_(P, R.mT, alpha=-(1.0 - j.group["momentum"]))
@@ -113,6 +125,24 @@ def dion_column_steps(comm: Any, jobs: list[ColumnJob]) -> None:
             buf.copy_(m_new)
             q.copy_(q_new)
         j.result = [u.to(j.dtype) for u in U.unbind(0)]
+
+
+def grid_groups(p: Any) -> tuple[int, int]:
+    """The mesh dimensions a 2-D-sharded matrix splits its rows (``Shard(0)``) and its columns over."""
+    from torch.distributed.tensor import Shard
+
+    dims = {pl.dim: i for i, pl in enumerate(p.placements) if isinstance(pl, Shard)}
+    return dims[0], dims[1]
+
+
+def _gather_rows(rows: Any, jobs: list[ColumnJob], Ps: list[Tensor]) -> list[Tensor]:
+    """The whole ``P`` (``k × m × r``) on every rank from each row group rank's block of its rows."""
+    sizes = [[j.k * (hi - lo) * j.r * P.element_size() for j, P in zip(jobs, Ps) for lo, hi in [j.rows[q]]]
+             for q in range(rows.world)]
+    got = _gather(rows, Ps, sizes, "all-gather of Dion's P row blocks (grid)")
+    return [torch.cat([Ps[i] if q == rows.rank else
+                       from_bytes(got[q][i], j.wd, (j.k, j.rows[q][1] - j.rows[q][0], j.r))
+                       for q in range(rows.world)], dim=1) for i, j in enumerate(jobs)]
 
 
 def column_scale(job: ColumnJob) -> float:

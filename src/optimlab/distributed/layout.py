@@ -15,8 +15,9 @@ only needs, per parameter, every rank's block:
   hold the same block (``Replicate()`` on a work dimension) are told apart: only one of them sends it to an
   owner (:meth:`Layout.sender`), every one of them receives the result;
 * :meth:`Layout.kind`: ``"rows"`` (distinct full-width row blocks: FSDP2), ``"cols"`` (distinct full-height
-  column blocks of a matrix: tensor-parallel ``Shard(1)``), ``"replicated"``, or ``"blocks"`` (anything
-  else): Dion's sharded power iteration has a row form and a column form; the rest uses the owner split.
+  column blocks of a matrix: tensor-parallel ``Shard(1)``), ``"grid"`` (a matrix split both ways: FSDP × TP),
+  ``"replicated"``, or ``"blocks"`` (anything else): Dion's sharded power iteration has a row form, a column
+  form and the grid form; the rest uses the owner split.
 
 Refused at construction, with the reason: placements other than ``Shard(d)`` and ``Replicate()``
 (``Partial``, FSDP's strided shards of a TP-sharded dimension), parameters on different meshes, a work
@@ -135,6 +136,8 @@ class Layout:
             return "rows"
         if distinct and split == {1} and len(self.shape) == 2:
             return "cols"
+        if distinct and split == {0, 1} and len(self.shape) == 2:
+            return "grid"
         return "blocks"
 
     def spans(self, dim: int) -> list[tuple[int, int]]:
@@ -157,7 +160,8 @@ def exchange_layouts(comm: Any, params: list, name: str) -> dict[int, Layout]:
 
 def dion_parts(b: Any, layouts: dict[int, Layout]) -> list[tuple[str | None, Any]]:
     """A Dion bucket split by the form its parameters take: ``"rows"`` (the row form), ``"cols"`` (the column
-    form) or None (owner mode: replicated or 2-D blocks); parameters of one part share their layout. A bucket
+    form), ``"grid"`` (both: FSDP × TP) or None (owner mode: replicated or other blocks); parameters of one part
+    share their layout. A bucket
     that is one part is returned as it is."""
     from ..core.transform import Bucket
 
@@ -165,7 +169,8 @@ def dion_parts(b: Any, layouts: dict[int, Layout]) -> list[tuple[str | None, Any
     for i, p in enumerate(b.params):
         lay = layouts[id(p)]
         kind = lay.kind()
-        key = (kind, tuple(lay.spans(0 if kind == "rows" else 1))) if kind in ("rows", "cols") else (None,)
+        key = (kind, tuple(lay.spans(0 if kind == "rows" else 1))) if kind in ("rows", "cols") else \
+            (kind, tuple(lay.blocks), tuple(map(str, p.placements))) if kind == "grid" else (None,)
         parts.setdefault(key, []).append(i)
     if len(parts) == 1:
         return [(next(iter(parts))[0], b)]

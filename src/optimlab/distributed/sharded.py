@@ -33,8 +33,8 @@ from torch import Tensor
 from ..core.transform import Bucket
 from .capability import GRAD_READERS, owner_segment, segment_cost
 from .comm import as_bytes, from_bytes, padded
-from .columns import ColumnJob, column_scale, dion_column_steps, shard_q
-from .dion import DionJob, dion_steps, is_dion_segment
+from .dion import is_dion_segment
+from .dion_shards import DionOnShards
 from .layout import dion_parts, exchange_layouts, work_dims, work_group
 from .owners import assign_owners
 from .replicated import wire_dtype
@@ -65,7 +65,7 @@ class _SegJob:
         self.scalar_keys = [k for k in keys if not isinstance(st[k], Tensor)]
 
 
-class ShardedStep(Distributed):
+class ShardedStep(DionOnShards, Distributed):
     """The FSDP2 executor (see the module doc)."""
 
     mode = "sharded"
@@ -112,7 +112,7 @@ class ShardedStep(Distributed):
     def run(self, jobs: list[tuple[Any, Bucket]], fused: bool) -> None:
         segs: list[_SegJob] = []
         costs: list[float] = []
-        lowrank: dict[str, list[tuple[Any, Bucket, Bucket, tuple[int, int]]]] = {"rows": [], "cols": []}
+        lowrank: dict[str, list[tuple[Any, Bucket, Bucket, tuple[int, int]]]] = {"rows": [], "cols": [], "grid": []}
         for chain, b in jobs:
             align_grads(b)
             seg = owner_segment(chain)
@@ -148,6 +148,8 @@ class ShardedStep(Distributed):
             self._lowrank(lowrank["rows"])
         if lowrank["cols"]:
             self._lowrank_columns(lowrank["cols"])
+        if lowrank["grid"]:
+            self._lowrank_columns(lowrank["grid"], grid=True)
         if not segs:
             return
         owners = assign_owners(costs, self.world)
@@ -165,42 +167,6 @@ class ShardedStep(Distributed):
         for job in segs:
             run_local(job.chain, job.lb, job.b, job.seg[1], len(job.chain.transforms), apply=True)
             write_back(job.lb, job.b)
-
-    def _lowrank(self, jobs: list[tuple[Any, Bucket, Bucket, tuple[int, int]]]) -> None:
-        """Dion as its paper intends (:mod:`.dion`): the power iteration on the local row shards with small
-        all-gathers of ``P`` row blocks and partial ``R``; no rank assembles a whole matrix."""
-        dj = []
-        for chain, b, lb, seg in jobs:
-            t, p = chain.transforms[seg[0]], b.params[0]
-            blocks = self.layouts[id(p)].spans(0)
-            lo, hi = blocks[self.rank]
-            dj.append(DionJob(t, b.group, lb.updates, lb.state(t, "momentum_buffer"), lb.state(t, "Q"), blocks,
-                              (0, hi - lo), p.shape, p.dtype))
-            self.matrix_calls += len(b.params) if hi > lo else 0
-        dion_steps(self.comm, dj)
-        for (chain, b, lb, seg), job in zip(jobs, dj):
-            lb.set_updates(job.result, owned=True)
-            lb.scale_by([math.sqrt(job.m / job.n)] * len(b.params))
-            run_local(chain, lb, b, seg[1], len(chain.transforms), apply=True)
-            write_back(lb, b)
-
-    def _lowrank_columns(self, jobs: list[tuple[Any, Bucket, Bucket, tuple[int, int]]]) -> None:
-        """Dion's column form on tensor-parallel column blocks (:mod:`.columns`): all-reduces of ``P`` and of
-        the column norms of ``R``; ``Q`` sharded by rows like the columns."""
-        cj = []
-        for chain, b, lb, seg in jobs:
-            t, p = chain.transforms[seg[0]], b.params[0]
-            lo, hi = self.layouts[id(p)].spans(1)[self.rank]
-            shard_q(b.states, lb.states, f"{t.name}.Q", p, (lo, hi))
-            cj.append(ColumnJob(b.group, lb.updates, lb.state(t, "momentum_buffer"), lb.state(t, "Q"), p.shape,
-                                p.dtype))
-            self.matrix_calls += len(b.params) if hi > lo else 0
-        dion_column_steps(self.comm, cj)
-        for (chain, b, lb, seg), job in zip(jobs, cj):
-            lb.set_updates(job.result, owned=True)
-            lb.scale_by([column_scale(job)] * len(b.params))
-            run_local(chain, lb, b, seg[1], len(chain.transforms), apply=True)
-            write_back(lb, b)
 
     def _gather_to_owners(self, segs: list[_SegJob]) -> dict[tuple[int, int], dict[str, Tensor]]:
         """First all-to-all: every rank's shards of each parameter to its owner; the owner's whole tensors."""
