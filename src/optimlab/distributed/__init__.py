@@ -61,7 +61,8 @@ def attach(opt: Any, group: Any = None, *, timeout: float = 300.0, bucket_cap_mb
     if any(sharded):
         if not all(sharded):
             raise ValueError(f"{opt.name}: some parameters are DTensors (FSDP2) and some are plain tensors; shard "
-                             f"the whole model with fully_shard, or none of it")
+                             f"the whole model with fully_shard, or none of it (tensor parallelism: make the "
+                             f"parameters the plan leaves alone Replicate() DTensors)")
         check_fsdp(opt.recipe, sorted({g["role"] for g in opt.param_groups}))
         from .sharded import ShardedStep
 
