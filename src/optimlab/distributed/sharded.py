@@ -18,8 +18,8 @@ local tensor is a rectangular block of the parameter (:mod:`.layout`). Per chain
 The shard layout (every rank's block of every parameter) is exchanged once, at construction ("metadata
 first"). Supported: ``Shard(d)`` / ``Replicate()`` placements on a 1-D mesh, and on a 2-D mesh sharded on one
 dimension (HSDP: ``(Replicate(), Shard(0))``) or on both (FSDP × TP: ``(Shard(0), Shard(1))``); Dion's sharded
-power iteration has a row form (``Shard(0)``) and a column form (``Shard(1)``, :mod:`.columns`). See
-docs/distributed.md.
+power iteration has a row form (``Shard(0)``), a column form (``Shard(1)``) and a grid form (both; see
+:mod:`.dion_shards`). See docs/distributed.md.
 """
 
 from __future__ import annotations
