@@ -169,3 +169,41 @@ def w_tp(rank: int, world: int, tmp: str, names: list, steps: int, size: str, la
                      "q_placements": sorted({str(st[k].placements) for st in opt.state.values() for k in st
                                              if k.endswith(".Q") and hasattr(st[k], "placements")})}
     return out
+
+
+def closure_for(plain, pairs, step: int, size: str):
+    """A closure computing the plain GPT's loss and gradients on the step's batch; with ``pairs`` (plain,
+    DTensor parameters) the DTensors get their blocks of the gradients."""
+    x, y = batch(step, size)
+
+    def closure():
+        plain.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            loss = loss_of(plain, x, y, size)
+            loss.backward()
+        for pp, pd in pairs or ():
+            pd.grad = block_of(pp.grad, pd)
+        return loss.detach()
+    return closure
+
+
+def w_tp_registry(rank: int, world: int, tmp: str, names: list, steps: int, layout: str) -> dict:
+    """Every optimizer in ``names`` for ``steps`` steps on the TP-laid-out GPT (closures), errors per name."""
+    out = {}
+    for name in names:
+        plain, model = gpt(0, "even"), tp_model(0, "even", layout)
+        try:
+            opt = make_opt(model, name)
+            opt._distributed.comm.timeout = STEP_TIMEOUT
+            torch.manual_seed(7)  # recipes that draw from torch's global generator draw the same on every rank
+            pairs = list(zip(plain.parameters(), model.parameters()))
+            for s in range(steps):
+                opt.step(closure_for(plain, pairs, s, "even"))
+                with torch.no_grad():
+                    for pp, pd in pairs:
+                        pp.copy_(pd.full_tensor())
+        except Exception as err:  # the same error on every rank: no collective hangs
+            out[name] = {"failed": f"{type(err).__name__}: {err}"}
+            continue
+        out[name] = {"params": full_params(model)}
+    return out
