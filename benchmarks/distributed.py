@@ -9,7 +9,9 @@ Muon's step:
 * ``owner``: ``process_group=`` — each matrix on one FLOP-balanced owner, results all-gathered
   (optimlab.distributed.replicated);
 * ``fsdp2``: DTensor parameters sharded by rows — shards all-to-all'd to owners and back
-  (optimlab.distributed.sharded).
+  (optimlab.distributed.sharded);
+* ``tp``: DTensor parameters sharded by columns (tensor parallel, ``Shard(1)``) — column blocks all-to-all'd
+  to owners and back.
 
 Reported per mode and N: median step time (max over ranks), bytes received per rank per step and the
 minimum needed (one all-gather of the updates for DDP: the matrices a rank does not own; one all-to-all
@@ -21,6 +23,7 @@ with a stated bandwidth; the redundant step costs ``Σ cost`` whatever N.
     python benchmarks/distributed.py --nprocs 1 2 4 --d 256 --layers 4 --steps 3 --json out.json
     python benchmarks/distributed.py --gpu --project-d 2048 --project-layers 24 --bandwidth-gbs 400
     python benchmarks/distributed.py --nprocs 2 4 --modes --dion --d 256 --layers 2   # Dion: owner vs low-rank
+    python benchmarks/distributed.py --nprocs 2 4 --modes fsdp2 tp --d 256 --layers 2  # Muon: rows vs columns
 """
 
 from __future__ import annotations
@@ -61,19 +64,21 @@ def _worker(rank: int, world: int, tmp: str, mode: str, d: int, layers: int, ste
     dist.init_process_group("gloo", init_method=f"file://{tmp}/store_{mode}_{world}", rank=rank,
                             world_size=world, timeout=timedelta(seconds=300))
     ps, gs = _matrices(d, layers)
-    if "fsdp2" in mode:
+    sharded = "fsdp2" in mode or "tp" in mode  # tp: tensor-parallel column shards, Shard(1)
+    if sharded:
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.tensor import Shard, distribute_tensor
 
         mesh = init_device_mesh("cpu", (world,))
-        ps = [torch.nn.Parameter(distribute_tensor(p, mesh, [Shard(0)])) for p in ps]
-        gs = [distribute_tensor(g, mesh, [Shard(0)]) for g in gs]
+        pl = [Shard(1) if "tp" in mode else Shard(0)]
+        ps = [torch.nn.Parameter(distribute_tensor(p, mesh, pl)) for p in ps]
+        gs = [distribute_tensor(g, mesh, pl) for g in gs]
     else:
         ps = [torch.nn.Parameter(p) for p in ps]
-    if mode.startswith("dion"):  # dion_{owner,lowrank} (DDP), dion_fsdp2_{owner,lowrank}
+    if mode.startswith("dion"):  # dion_{owner,lowrank} (DDP), dion_{fsdp2,tp}_{owner,lowrank}
         from optimlab.distributed import distribute
 
-        group = None if "fsdp2" in mode else dist.group.WORLD
+        group = None if sharded else dist.group.WORLD
         opt = optimlab.create([{"params": ps, "role": "matrix"}], "dion", rank_fraction=rank_fraction,
                               process_group=group)
         distribute(opt, group, dion=mode.rsplit("_", 1)[1])
@@ -177,7 +182,23 @@ def dion_bytes(shapes: list[tuple[int, int]], world: int, fraction: float) -> di
                             for m, n in shapes], world)
     own = max(sum((2 * m * n + n * dion_rank(torch.Size((m, n)), fraction)) * 4 + 8
                   for (m, n), o in zip(shapes, owners) if o != q) for q in range(world))
-    return {"lowrank": low, "owner": own}
+    return {"lowrank": low, "owner": own, "columns": dion_column_bytes(shapes, world, fraction)}
+
+
+def dion_column_bytes(shapes: list[tuple[int, int]], world: int, fraction: float) -> int:
+    """Analytic bytes per rank and step (fp32, rank 0) of Dion's column form (Shard(1) matrices): P's
+    all-reduce as reduce-scatter + all-gather of row blocks (``2·(N−1)/N·m·r``), the others' ``r`` column sums
+    of squares of R, three float64 maxima per matrix: the paper's all-reduce of ``(m + 1)·r``."""
+    from optimlab.distributed.dion import even_blocks
+    from optimlab.transforms.lowrank import dion_rank
+
+    total = 0
+    for m, n in shapes:
+        r = dion_rank(torch.Size((m, n)), fraction)
+        blocks = even_blocks(m, world)
+        total += (world - 1) * ((blocks[0][1] - blocks[0][0]) * r * 4 + r * 4 + 24)
+        total += sum((hi - lo) * r * 4 for lo, hi in blocks[1:])
+    return total
 
 
 def dion_compare(a: argparse.Namespace, report: dict) -> None:
@@ -190,7 +211,8 @@ def dion_compare(a: argparse.Namespace, report: dict) -> None:
     for world in [n for n in a.nprocs if n > 1]:
         est = dion_bytes(shapes, world, a.dion_rank_fraction)
         got = {}
-        for mode in ("dion_owner", "dion_lowrank", "dion_fsdp2_owner", "dion_fsdp2_lowrank"):
+        for mode in ("dion_owner", "dion_lowrank", "dion_fsdp2_owner", "dion_fsdp2_lowrank", "dion_tp_owner",
+                     "dion_tp_lowrank"):
             res = run_mode(mode, world, a.d, a.layers, a.steps, a.dion_rank_fraction)
             step = max(r["median_s"] for r in res)
             recv, need = max(r["bytes"] for r in res), max(r["needed"] for r in res)
@@ -198,7 +220,8 @@ def dion_compare(a: argparse.Namespace, report: dict) -> None:
             ratio = ""
             if mode.endswith("lowrank"):
                 ratio = f"{need / got[mode.replace('lowrank', 'owner')]:.3f}"
-            analytic = f"{est['lowrank'] / est['owner']:.3f}" if mode == "dion_lowrank" else ""
+            analytic = f"{est['lowrank'] / est['owner']:.3f}" if mode == "dion_lowrank" else \
+                f"{est['columns'] / 2**20:.2f} MiB" if mode == "dion_tp_lowrank" else ""
             rows.append({"mode": mode, "world": world, "step_s": step, "bytes": recv, "needed": need})
             print(f"{mode:<20}{world:>3}{step:>10.3f}{recv / 2**20:>10.2f}{need / 2**20:>12.2f}{ratio:>15}"
                   f"{analytic:>10}")

@@ -1,10 +1,12 @@
 """Distributed training on ``torch.distributed``: DDP owner-split, FSDP2 / DTensor repartition, DCP checkpoints.
 
 * :func:`distribute` (or ``create(..., process_group=pg)``): replicated parameters (DDP), opt-in;
-* DTensor parameters (FSDP2 ``fully_shard``, 1-D mesh, or HSDP's 2-D replicate × shard mesh) are detected at
+* DTensor parameters (FSDP2 ``fully_shard``, 1-D mesh, or HSDP's 2-D replicate × shard mesh; tensor-parallel
+  ``Shard(1)`` / ``Replicate()`` layouts and FSDP × TP ``(Shard(0), Shard(1))``: :mod:`.layout`) are detected at
   construction;
-* Dion runs its paper's sharded power iteration (:mod:`.dion`: small all-gathers of ``P`` and ``R``) unless
-  ``dion="owner"``;
+* Dion runs its paper's sharded power iteration unless ``dion="owner"``: the row form on row shards
+  (:mod:`.dion`: small all-gathers of ``P`` and ``R``), the column form on tensor-parallel column shards
+  (:mod:`.columns`: all-reduces of ``P`` and of ``R``'s column norms);
 * :mod:`.checkpoint`: ``torch.distributed.checkpoint`` save / load, resharding to another world size;
 * :func:`refusal`: why a registered optimizer cannot run on sharded parameters, or under DDP with per-rank
   closures (None when it can).
@@ -59,7 +61,8 @@ def attach(opt: Any, group: Any = None, *, timeout: float = 300.0, bucket_cap_mb
     if any(sharded):
         if not all(sharded):
             raise ValueError(f"{opt.name}: some parameters are DTensors (FSDP2) and some are plain tensors; shard "
-                             f"the whole model with fully_shard, or none of it")
+                             f"the whole model with fully_shard, or none of it (tensor parallelism: make the "
+                             f"parameters the plan leaves alone Replicate() DTensors)")
         check_fsdp(opt.recipe, sorted({g["role"] for g in opt.param_groups}))
         from .sharded import ShardedStep
 

@@ -119,13 +119,13 @@ def _global_max(comm: Any, values: list[Tensor], what: str) -> list[Tensor]:
                         ).amax(0) for i in range(len(values))]
 
 
-def _all_reduce_rows(comm: Any, jobs: list[DionJob], partial: list[Tensor]) -> list[Tensor]:
-    """``Σ_ranks partial[i]`` (each ``(k, n, r)``) on every rank, summed in rank order: one all-to-all of
+def _all_reduce_rows(comm: Any, jobs: list[Any], partial: list[Tensor], name: str = "R") -> list[Tensor]:
+    """``Σ_ranks partial[i]`` (each ``(k, rows, r)``; jobs with ``k``, ``r``, ``wd``) on every rank, summed in rank order: one all-to-all of
     row blocks (reduce-scatter) and one all-gather of the summed blocks."""
     world, me = comm.world, comm.rank
     if world == 1:
         return partial
-    nblocks = [even_blocks(j.n, world) for j in jobs]
+    nblocks = [even_blocks(p.shape[1], world) for p in partial]  # R's rows (n), or P's (m: the column form)
     rows = [[(hi - lo) for lo, hi in nb] for nb in nblocks]
     per_row = [j.k * j.r * p.element_size() for j, p in zip(jobs, partial)]
     send_sizes = [sum(padded(rows[i][q] * per_row[i]) for i in range(len(jobs))) for q in range(world)]
@@ -141,7 +141,7 @@ def _all_reduce_rows(comm: Any, jobs: list[DionJob], partial: list[Tensor]) -> l
             at += padded(raw.numel())
     got = comm.all_to_all(_without_self(send, send_sizes, me), [0 if q == me else send_sizes[q] for q in range(world)],
                           [0 if q == me else recv_sizes[q] for q in range(world)],
-                          "all-to-all of Dion's partial R blocks (reduce-scatter)")
+                          f"all-to-all of Dion's partial {name} blocks (reduce-scatter)")
     starts, at = [], 0
     for q in range(world):
         starts.append(at)
@@ -158,7 +158,7 @@ def _all_reduce_rows(comm: Any, jobs: list[DionJob], partial: list[Tensor]) -> l
             acc = part.clone() if acc is None else acc + part
         summed.append(acc.contiguous())
     sizes = [[rows[i][q] * per_row[i] for i in range(len(jobs))] for q in range(world)]
-    blocks = _gather(comm, summed, sizes, "all-gather of Dion's summed R blocks")
+    blocks = _gather(comm, summed, sizes, f"all-gather of Dion's summed {name} blocks")
     out = []
     for i, j in enumerate(jobs):
         out.append(torch.cat([summed[i] if q == comm.rank else

@@ -1,7 +1,9 @@
 """FSDP2 / DTensor parameters: elementwise work on local shards, whole-matrix work on owners via all-to-all.
 
-FSDP2 (``fully_shard``) gives every parameter as a DTensor sharded by rows (``Shard(0)``) over a 1-D mesh.
-Per chain (:func:`.capability.owner_segment`):
+FSDP2 (``fully_shard``) gives every parameter as a DTensor sharded by rows (``Shard(0)``) over a 1-D mesh;
+tensor parallelism shards columns (``Shard(1)``) or replicates; FSDP × TP meshes shard both. Every rank's
+local tensor is a rectangular block of the parameter (:mod:`.layout`). Per chain
+(:func:`.capability.owner_segment`):
 
 * a chain of elementwise transforms runs on the local shards (plain tensors, torch.optim's fused kernels), no
   communication;
@@ -9,13 +11,15 @@ Per chain (:func:`.capability.owner_segment`):
   normalisation, Dion's power iteration...) runs its elementwise prefix on the shards; then each parameter's
   update shards (and the shards of the segment's sharded state, e.g. Dion's buffer) go to one **owner** rank
   (FLOP-balanced, :mod:`.owners`) in one ``all_to_all_single``; the owner assembles the whole matrices, runs
-  the segment once, batched per same-shape bucket, and sends each rank its rows back in a second
+  the segment once, batched per same-shape bucket, and sends each rank its block back in a second
   ``all_to_all_single`` (with the segment's replicated state — NorMuon's ``v``, Dion's ``Q`` — and its
   per-parameter scale); the suffix and the apply step run on the shards again.
 
-The shard layout (rows per rank of every parameter) is exchanged once, at construction ("metadata first").
-Supported: 1-D meshes with ``Shard(0)`` placements (FSDP2's default). Other layouts (HSDP 2-D meshes,
-tensor-parallel column shards) are refused at construction with the reason; see docs/distributed.md.
+The shard layout (every rank's block of every parameter) is exchanged once, at construction ("metadata
+first"). Supported: ``Shard(d)`` / ``Replicate()`` placements on a 1-D mesh, and on a 2-D mesh sharded on one
+dimension (HSDP: ``(Replicate(), Shard(0))``) or on both (FSDP × TP: ``(Shard(0), Shard(1))``); Dion's sharded
+power iteration has a row form (``Shard(0)``), a column form (``Shard(1)``) and a grid form (both; see
+:mod:`.dion_shards`). See docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from torch import Tensor
 from ..core.transform import Bucket
 from .capability import GRAD_READERS, owner_segment, segment_cost
 from .comm import as_bytes, from_bytes, padded
-from .dion import DionJob, dion_steps, is_dion_segment
+from .dion import is_dion_segment
+from .dion_shards import DionOnShards
+from .layout import dion_parts, exchange_layouts, work_dims, work_group
 from .owners import assign_owners
 from .replicated import wire_dtype
 from .runtime import Distributed
 from .shards import local as _local
-from .shards import local_bucket, replicated as _replicated, run_local, shard_dim, whole_mesh_group, write_back
+from .shards import align_grads, local_bucket, replicated as _replicated, run_local, whole_mesh_group, write_back
 
 __all__ = ["ShardedStep"]
 
@@ -59,7 +65,7 @@ class _SegJob:
         self.scalar_keys = [k for k in keys if not isinstance(st[k], Tensor)]
 
 
-class ShardedStep(Distributed):
+class ShardedStep(DionOnShards, Distributed):
     """The FSDP2 executor (see the module doc)."""
 
     mode = "sharded"
@@ -67,49 +73,37 @@ class ShardedStep(Distributed):
     def __init__(self, opt: Any, group: Any = None, **kw: Any):
         params = [p for g in opt.param_groups for p in g["params"]]
         mesh = params[0].device_mesh
-        self.shard_dim = shard_dim(mesh, params, opt.name)
+        self.work_dims = work_dims(mesh, params, opt.name)
         self.mesh = mesh
         check = None
-        if mesh.ndim == 2 and group is None:  # HSDP: settings agree over the whole mesh, work in the shard dim
+        if len(self.work_dims) < mesh.ndim and group is None:  # HSDP: settings agree over the whole mesh
             check = whole_mesh_group(mesh)
-        super().__init__(opt, group if group is not None else mesh.get_group(self.shard_dim), check_group=check,
+        super().__init__(opt, group if group is not None else work_group(mesh, self.work_dims), check_group=check,
                          **kw)
-        # metadata first: the rows every rank holds of every parameter (fixed for the optimizer's life)
-        mine = torch.tensor([_local(p).shape[0] for p in params], dtype=torch.int64)
-        rows = self.comm.all_gather(mine, "shard-layout exchange (all-gather)")
-        self.rows: dict[int, list[int]] = {id(p): rows[:, i].tolist() for i, p in enumerate(params)}
-        for p in params:
-            if sum(self.rows[id(p)]) != p.shape[0]:
-                raise ValueError(f"{opt.name}: the shards of a parameter of shape {tuple(p.shape)} hold "
-                                 f"{self.rows[id(p)]} rows per rank; expected a row partition")
-
-    def _offsets(self, p: Tensor) -> list[int]:
-        out, at = [], 0
-        for n in self.rows[id(p)]:
-            out.append(at)
-            at += n
-        return out
+        # metadata first: every rank's block of every parameter (fixed for the optimizer's life)
+        self.layouts = exchange_layouts(self.comm, params, opt.name)
 
     # -- message layouts (the same computation on every rank) -----------------------------------------
-    @staticmethod
-    def _row_bytes(t: Tensor, shape: Any) -> int:
-        return math.prod(shape[1:]) * t.element_size()
-
     def _to_owner(self, job: _SegJob, i: int, r: int) -> list[tuple[str, int]]:
-        """Items rank ``r`` sends the owner of parameter ``i``: (key, padded bytes)."""
-        p, st, n = job.b.params[i], job.b.states[i], self.rows[id(job.b.params[i])][r]
-        items = [("u", padded(n * self._row_bytes(p, p.shape)))]
-        items += [(k, padded(n * self._row_bytes(_local(st[k]), st[k].shape))) for k in job.sharded_keys]
+        """Items rank ``r`` contributes to the owner's whole tensors of parameter ``i``: (key, padded bytes);
+        none when another rank sends the same block (a replicated one), or it is empty."""
+        p, st, lay = job.b.params[i], job.b.states[i], self.layouts[id(job.b.params[i])]
+        o = job.owners[i]
+        if not (lay.sender(r, o) or (r == o and lay.numel(r))):
+            return []
+        n = lay.numel(r)
+        items = [("u", padded(n * _local(p).element_size()))]
+        items += [(k, padded(n * _local(st[k]).element_size())) for k in job.sharded_keys]
         if job.grads:
-            items.append(("g", padded(n * self._row_bytes(_local(job.b.grads[i]), p.shape))))
+            items.append(("g", padded(n * _local(job.b.grads[i]).element_size())))
         return items
 
     def _from_owner(self, job: _SegJob, i: int, r: int) -> list[tuple[str, int]]:
-        """Items the owner of parameter ``i`` sends rank ``r`` (not itself)."""
+        """Items the owner of parameter ``i`` sends rank ``r`` (not itself): its block of the results."""
         st = job.b.states[i]
-        p, n = job.b.params[i], self.rows[id(job.b.params[i])][r]
-        items = [("u", padded(n * math.prod(p.shape[1:]) * job.wire.itemsize))]
-        items += [x for x in self._to_owner(job, i, r) if x[0] not in ("g", "u")]
+        n = self.layouts[id(job.b.params[i])].numel(r)
+        items = [("u", padded(n * job.wire.itemsize))]
+        items += [(k, padded(n * _local(st[k]).element_size())) for k in job.sharded_keys]
         items += [(k, padded(st[k].numel() * st[k].element_size())) for k in job.plain_keys]
         items.append(("scalars", padded(8 * (1 + len(job.scalar_keys)))))
         return items
@@ -118,29 +112,44 @@ class ShardedStep(Distributed):
     def run(self, jobs: list[tuple[Any, Bucket]], fused: bool) -> None:
         segs: list[_SegJob] = []
         costs: list[float] = []
-        lowrank: list[tuple[Any, Bucket, Bucket, tuple[int, int]]] = []
+        lowrank: dict[str, list[tuple[Any, Bucket, Bucket, tuple[int, int]]]] = {"rows": [], "cols": [], "grid": []}
         for chain, b in jobs:
+            align_grads(b)
             seg = owner_segment(chain)
-            lb = local_bucket(b)
             if seg is None:  # elementwise: the local shards, no communication
+                lb = local_bucket(b)
                 run_local(chain, lb, b, 0, len(chain.transforms), apply=True, fused=fused)
                 write_back(lb, b)
                 continue
             if self.dion == "lowrank" and is_dion_segment(chain, seg):
-                run_local(chain, lb, b, 0, seg[0])
-                lowrank.append((chain, b, lb, seg))
-                continue
+                rest = None
+                for form, sb in dion_parts(b, self.layouts):  # the row form, the column form, or owners
+                    if form is None:
+                        rest = sb
+                        continue
+                    slb = local_bucket(sb)
+                    run_local(chain, slb, sb, 0, seg[0])
+                    lowrank[form].append((chain, sb, slb, seg))
+                if rest is None:
+                    continue
+                b = rest
+            lb = local_bucket(b)
             job = _SegJob(chain, b, lb, seg)
             for k in job.sharded_keys:
-                s = b.states[0][k]
-                if tuple(s.shape) != tuple(b.params[0].shape) or s.placements != b.params[0].placements:
-                    raise RuntimeError(f"{self.opt.name}: state {k!r} is a DTensor of shape {tuple(s.shape)} / "
-                                       f"{s.placements}; only state sharded like its parameter can be repartitioned")
+                for p, st in zip(b.params, b.states):
+                    if tuple(st[k].shape) != tuple(p.shape) or st[k].placements != p.placements:
+                        raise RuntimeError(f"{self.opt.name}: state {k!r} is a DTensor of shape "
+                                           f"{tuple(st[k].shape)} / {st[k].placements}; only state sharded like its "
+                                           f"parameter can be repartitioned")
             run_local(chain, lb, b, 0, seg[0])
             segs.append(job)
             costs.extend(segment_cost(chain, seg, p.shape, b.group) for p in b.params)
-        if lowrank:
-            self._lowrank(lowrank)
+        if lowrank["rows"]:
+            self._lowrank(lowrank["rows"])
+        if lowrank["cols"]:
+            self._lowrank_columns(lowrank["cols"])
+        if lowrank["grid"]:
+            self._lowrank_columns(lowrank["grid"], grid=True)
         if not segs:
             return
         owners = assign_owners(costs, self.world)
@@ -158,26 +167,6 @@ class ShardedStep(Distributed):
         for job in segs:
             run_local(job.chain, job.lb, job.b, job.seg[1], len(job.chain.transforms), apply=True)
             write_back(job.lb, job.b)
-
-    def _lowrank(self, jobs: list[tuple[Any, Bucket, Bucket, tuple[int, int]]]) -> None:
-        """Dion as its paper intends (:mod:`.dion`): the power iteration on the local row shards with small
-        all-gathers of ``P`` row blocks and partial ``R``; no rank assembles a whole matrix."""
-        dj = []
-        for chain, b, lb, seg in jobs:
-            t, p = chain.transforms[seg[0]], b.params[0]
-            offs, rows = self._offsets(p), self.rows[id(p)]
-            if any(self.rows[id(q)] != rows for q in b.params):
-                raise RuntimeError(f"{self.opt.name}: same-shape parameters with different row splits")
-            blocks = [(o, o + n) for o, n in zip(offs, rows)]
-            dj.append(DionJob(t, b.group, lb.updates, lb.state(t, "momentum_buffer"), lb.state(t, "Q"), blocks,
-                              (0, rows[self.rank]), p.shape, p.dtype))
-            self.matrix_calls += len(b.params) if rows[self.rank] else 0
-        dion_steps(self.comm, dj)
-        for (chain, b, lb, seg), job in zip(jobs, dj):
-            lb.set_updates(job.result, owned=True)
-            lb.scale_by([math.sqrt(job.m / job.n)] * len(b.params))
-            run_local(chain, lb, b, seg[1], len(chain.transforms), apply=True)
-            write_back(lb, b)
 
     def _gather_to_owners(self, segs: list[_SegJob]) -> dict[tuple[int, int], dict[str, Tensor]]:
         """First all-to-all: every rank's shards of each parameter to its owner; the owner's whole tensors."""
@@ -207,14 +196,14 @@ class ShardedStep(Distributed):
                 if o != me:
                     continue
                 p, st = job.b.params[i], job.b.states[i]
-                offs, rows = self._offsets(p), self.rows[id(p)]
+                lay = self.layouts[id(p)]
                 whole = {"u": torch.empty(p.shape, dtype=ups[i].dtype)}
                 whole.update({k: torch.empty(st[k].shape, dtype=st[k].dtype) for k in job.sharded_keys})
                 if job.grads:
                     whole["g"] = torch.empty(p.shape, dtype=job.b.grads[i].dtype)
                 for r in range(world):
                     for key, n in self._to_owner(job, i, r):
-                        dst = whole[key][offs[r]:offs[r] + rows[r]]
+                        dst = lay.block(whole[key], r)
                         if r == me:
                             dst.copy_(_local(self._item(job, i, key, ups)))
                         else:
@@ -256,7 +245,7 @@ class ShardedStep(Distributed):
         return out
 
     def _scatter_back(self, segs: list[_SegJob], results: dict) -> None:
-        """Second all-to-all: each owner sends every rank its rows of the results (and replicated state)."""
+        """Second all-to-all: each owner sends every rank its block of the results (and replicated state)."""
         me, world = self.rank, self.world
         send_parts: list[list[Tensor]] = [[] for _ in range(world)]
         send_sizes, recv_sizes = [0] * world, [0] * world
@@ -264,7 +253,7 @@ class ShardedStep(Distributed):
             for i, o in enumerate(job.owners):
                 if o == me:
                     p, st = job.b.params[i], job.lb.states[i]
-                    offs, rows = self._offsets(p), self.rows[id(p)]
+                    lay = self.layouts[id(p)]
                     u, scale = results[(j, i)]
                     for r in range(world):
                         if r == me:
@@ -272,7 +261,7 @@ class ShardedStep(Distributed):
                         for key, n in self._from_owner(job, i, r):
                             if key == "u" or key in job.sharded_keys:
                                 whole = u if key == "u" else self._full_state(j, i, key)
-                                src = whole[offs[r]:offs[r] + rows[r]]
+                                src = lay.block(whole, r)
                                 src = src.to(job.wire) if key == "u" else src
                             elif key == "scalars":
                                 src = torch.tensor([scale, *(float(st[k]) for k in job.scalar_keys)],
@@ -293,11 +282,11 @@ class ShardedStep(Distributed):
             for i, o in enumerate(job.owners):
                 p, st = b.params[i], job.lb.states[i]
                 if o == me:
-                    offs, rows = self._offsets(p), self.rows[id(p)]
+                    lay = self.layouts[id(p)]
                     u, scale = results[(j, i)]
-                    local_u = u[offs[me]:offs[me] + rows[me]]
+                    local_u = lay.block(u, me)
                     for k in job.sharded_keys:
-                        _local(st[k]).copy_(self._full_state(j, i, k)[offs[me]:offs[me] + rows[me]])
+                        _local(st[k]).copy_(lay.block(self._full_state(j, i, k), me))
                 else:
                     local_u, scale = None, math.nan
                     for key, n in self._from_owner(job, i, me):

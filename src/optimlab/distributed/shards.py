@@ -1,10 +1,10 @@
-"""FSDP2 / HSDP shards, locally: the local-shard view of a bucket, and which meshes and placements are supported.
+"""FSDP2 / HSDP shards, locally: the local-shard view of a bucket, and their gradients' layout.
 
 * :func:`local_bucket` / :func:`write_back` / :func:`run_local`: a bucket of DTensor parameters as plain local
   shards (in-place writes reach the DTensors), and transforms run on them (shape-reading ones see the global
   shapes);
-* :func:`shard_dim`: ``(Shard(0),)`` on a 1-D mesh (FSDP2) or ``(Replicate(), Shard(0))`` on a 2-D mesh (HSDP);
-  anything else refused with the reason; :func:`whole_mesh_group`: every rank of a mesh.
+* :func:`align_grads`: gradients laid out like their parameters; :func:`whole_mesh_group`: every rank of a
+  mesh (which meshes and placements are supported: :mod:`.layout`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import Tensor
 from ..core.transform import Bucket
 from .capability import SHAPE_ONLY
 
-__all__ = ["local_bucket", "write_back", "run_local", "shard_dim", "whole_mesh_group", "replicated", "local"]
+__all__ = ["local_bucket", "write_back", "run_local", "align_grads", "whole_mesh_group", "replicated", "local"]
 
 
 def local(t: Any) -> Tensor:
@@ -64,20 +64,12 @@ def run_local(chain: Any, lb: Bucket, b: Bucket, start: int, stop: int, *, apply
             lb.descend(lb.group["lr"])
 
 
-def shard_dim(mesh: Any, params: list, name: str) -> int:
-    """The mesh dimension the parameters are row-sharded over: ``(Shard(0),)`` on a 1-D mesh (FSDP2), or
-    ``(Replicate(), Shard(0))`` on a 2-D mesh (HSDP: replicate × shard). Anything else is refused."""
-    from torch.distributed.tensor import Replicate, Shard
-
-    ok = {1: ((Shard(0),), 0), 2: ((Replicate(), Shard(0)), 1)}
-    for p in params:
-        want = ok.get(mesh.ndim)
-        if p.device_mesh != mesh or want is None or tuple(p.placements) != want[0]:
-            raise ValueError(f"{name}: sharded parameters must all be DTensors on one device mesh with placements "
-                             f"(Shard(0),) on a 1-D mesh (FSDP2's fully_shard default) or (Replicate(), Shard(0)) on a "
-                             f"2-D mesh (HSDP); got mesh {p.device_mesh} with placements {p.placements} for a "
-                             f"parameter of shape {tuple(p.shape)} (tensor-parallel layouts: see docs/distributed.md)")
-    return ok[mesh.ndim][1]
+def align_grads(b: Bucket) -> None:
+    """Gradients laid out like their parameters: a DTensor gradient with other placements (a replicated
+    parameter's ``Partial`` gradient under tensor parallelism) is redistributed to the parameter's."""
+    for i, (p, g) in enumerate(zip(b.params, b.grads)):
+        if hasattr(g, "placements") and tuple(g.placements) != tuple(p.placements):
+            b.grads[i] = g.redistribute(p.device_mesh, p.placements)
 
 
 def whole_mesh_group(mesh: Any) -> Any:
