@@ -72,7 +72,6 @@ def measure_memory(name: str, width: int, steps: int) -> dict:
     inst = task.build(0)
     model = inst.model
     n_params = sum(p.numel() for p in model.parameters())
-    zeroth = name.startswith("zo")
     opt = None
     registered = optimlab.available()
     optimlab.create([torch.zeros(2, 2, requires_grad=True)], "adamw")  # every row imports the same modules
@@ -80,6 +79,7 @@ def measure_memory(name: str, width: int, steps: int) -> dict:
     if not name.startswith("("):
         opt = optimlab.create(model, base, **inst.role_hints, **extra)
     needs = optimlab.describe(base).needs if base in registered else frozenset()
+    zeroth = "value" in needs  # function values only (zo_*, polystep): no backward, no gradients
     if name != "(forward)" and not zeroth:
         inst.loss(model, inst.batch(0)).backward()  # gradients exist before the measured steps
     else:

@@ -31,6 +31,21 @@ def _ulps(a: torch.Tensor, b: torch.Tensor) -> int:
     return int((ia - ib).abs().max())
 
 
+def ulp_misses(results: list, name: str, ref: dict, limit: int = 1) -> list:
+    """(name, rank, reason) for every rank whose run of ``name`` failed or ended more than ``limit`` ULPs from
+    the one-process parameters ``ref`` (registry-wide comparisons)."""
+    bad = []
+    for rank, res in enumerate(results):
+        assert "error" not in res, res.get("tb")
+        if "failed" in res[name]:
+            bad.append((name, rank, res[name]["failed"][:300]))
+            continue
+        worst = max(_ulps(res[name]["params"][k], ref[k]) for k in ref)
+        if worst > limit:
+            bad.append((name, rank, worst))
+    return bad
+
+
 def _check_results(results: list, world: int, names: list) -> None:
     for name in names:
         ref, ref_state = _reference(name)

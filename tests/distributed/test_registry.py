@@ -10,7 +10,7 @@ import optimlab
 from optimlab.distributed import refusal
 
 from dist_workers import launch, make_opt, params_of, tiny_gpt, train, w_registry
-from test_ddp import _ulps
+from test_ddp import _ulps, ulp_misses
 
 STEPS = 3
 #: stated tolerances under FSDP2 (ULPs after STEPS steps), with the reason. psgd_kron: its owner computes the
@@ -81,13 +81,5 @@ def test_every_fsdp2_capable_optimizer_matches_one_process(tmp_path):
         model = tiny_gpt(0)
         torch.manual_seed(7)
         train(model, make_opt(model, name), STEPS, scale=0.5)
-        ref = params_of(model)
-        for rank, res in enumerate(results):
-            assert "error" not in res, res.get("tb")
-            if "failed" in res[name]:
-                bad.append((name, rank, res[name]["failed"][:300]))
-                continue
-            worst = max(_ulps(res[name]["params"][k], ref[k]) for k in ref)
-            if worst > FSDP_ULPS.get(name, 1):
-                bad.append((name, rank, worst))
+        bad += ulp_misses(results, name, params_of(model), FSDP_ULPS.get(name, 1))
     assert not bad, "\n".join(map(str, bad))

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from dist_workers import launch, make_opt
-from test_ddp import _ulps
+from test_ddp import _ulps, ulp_misses
 from test_dion_distributed import TOL, _rel
 from tp_workers import full_state, gpt, step_plain, w_tp
 
@@ -269,13 +269,5 @@ def test_every_fsdp2_capable_optimizer_on_tensor_parallel_layouts(tmp_path, layo
         torch.manual_seed(7)
         for s in range(3):
             opt.step(closure_for(model, None, s, "even"))
-        ref = {n: p.detach() for n, p in model.named_parameters()}
-        for rank, res in enumerate(results):
-            assert "error" not in res, res.get("tb")
-            if "failed" in res[name]:
-                bad.append((name, rank, res[name]["failed"][:300]))
-                continue
-            worst = max(_ulps(res[name]["params"][k], ref[k]) for k in ref)
-            if worst > 1:
-                bad.append((name, rank, worst))
+        bad += ulp_misses(results, name, {n: p.detach() for n, p in model.named_parameters()})
     assert not bad, "\n".join(map(str, bad))
