@@ -137,6 +137,23 @@ class AccuracyTask(Task):
         return True
 
 
+class PDETask(Task):
+    """A physics-informed task: eval loss, relative L2 and max error against the solution, compared on relative
+    L2 (lower is better), 3000 steps by default, AdamW at lr 3e-3 without weight decay."""
+
+    def _metrics(self) -> Sequence[str]:
+        return ("eval_loss", "rel_l2", "max_error")
+
+    def _primary_metric(self) -> str:
+        return "rel_l2"
+
+    def _default_steps(self) -> int:
+        return 3000
+
+    def _adamw(self):
+        return {"lr": 3e-3, "weight_decay": 0.0}
+
+
 class TaskInstance:
     """A built task: ``model``, ``batch(step)``, ``loss(model, batch)``, ``evaluate(model)``.
 

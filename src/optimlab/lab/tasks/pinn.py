@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .base import (Task, TaskInstance, check_bool, check_choice, check_float, check_int,
+from .base import (PDETask, TaskInstance, check_bool, check_choice, check_float, check_int,
                    generator, init_module_)
 from .blocks import MLP
 from .pinn_points import initial_points, unit_points, wall_points
@@ -31,7 +31,7 @@ EQUATIONS = ("poisson", "heat")
 
 
 @dataclass(frozen=True, kw_only=True)
-class PINN(Task):
+class PINN(PDETask):
     """Options: equation ("poisson" | "heat"), frequency (k, 2), diffusivity (nu for heat, 0.1),
     width (32), depth (hidden tanh layers, 3), num_points (interior collocation points, 128;
     boundary and initial sets have num_points // 4 each for heat, the two end points for
@@ -77,20 +77,8 @@ class PINN(Task):
         check_bool(t, "resample", self.resample)
         check_float(t, "boundary_weight", self.boundary_weight, minimum=0.0)
 
-    def _metrics(self):
-        return ("eval_loss", "rel_l2", "max_error")
-
-    def _primary_metric(self) -> str:
-        return "rel_l2"
-
-    def _default_steps(self) -> int:
-        return 3000
-
     def _default_batch_size(self) -> int | None:
         return self.num_points if self.resample else None
-
-    def _adamw(self):
-        return {"lr": 3e-3, "weight_decay": 0.0}
 
     def _build(self, seed: int) -> "PINNInstance":
         return PINNInstance(self, seed)

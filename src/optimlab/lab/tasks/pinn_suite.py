@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .base import Task, TaskInstance, check_choice, check_float, check_int, generator, init_module_
+from .base import PDETask, TaskInstance, check_choice, check_float, check_int, generator, init_module_
 from .blocks import MLP
 from .pinn_equations import DEFAULT_HORIZON, heat2d_exact, make_equation  # noqa: F401  (heat2d_exact re-exported)
 from .pinn_refs import GS, gray_scott_reference  # noqa: F401  (re-exported: the task's public names)
@@ -38,7 +38,7 @@ MAX_DIM = 64
 
 
 @dataclass(frozen=True, kw_only=True)
-class PINNSuite(Task):
+class PINNSuite(PDETask):
     """Options: equation ("heat2d" | "heat_nd" | "gray_scott" | "bz" | "ks" | "ks2d"), frequency (k of the heat
     equations, 1), diffusivity (ν of the heat equations, 0.05), dim (d of heat_nd, 5, at most 64), horizon (T of
     the time-dependent systems; None: gray_scott 5.0, bz 2.0, ks 10.0, ks2d 10.0), width (32), depth (hidden tanh layers, 3), num_points
@@ -88,20 +88,8 @@ class PINNSuite(Task):
         check_int(t, "num_points", self.num_points, minimum=8)
         check_float(t, "boundary_weight", self.boundary_weight, minimum=0.0)
 
-    def _metrics(self):
-        return ("eval_loss", "rel_l2", "max_error")
-
-    def _primary_metric(self) -> str:
-        return "rel_l2"
-
-    def _default_steps(self) -> int:
-        return 3000
-
     def _default_batch_size(self) -> int | None:
         return None
-
-    def _adamw(self):
-        return {"lr": 3e-3, "weight_decay": 0.0}
 
     def _targets(self) -> dict[str, float]:
         return {"rel_l2": 0.1}
