@@ -43,7 +43,21 @@ from .protocols import Tuned, grid_edges, plot_tuning, tuned_comparison
 from .proxies import default_lr
 
 METRIC = "eval_loss"
-METHODS = ("shampoo", "soap", "psgd_kron", "asgo")
+#: The four methods: (claim id stem, optimizer, label, paper, arXiv id, what the paper claims); the char_lm
+#: part (``precond_vs_tuned_charlm``) registers the same four on its own protocol.
+PAPERS = (
+    ("shampoo", "shampoo", "Shampoo", "Shampoo: Preconditioned Stochastic Tensor Optimization (Gupta, Koren, Singer)",
+     "1802.09568", "Shampoo converges considerably faster than commonly used first-order optimizers (no "
+     "CPU-checkable numbers)"),
+    ("soap", "soap", "SOAP", "SOAP: Improving and Stabilizing Shampoo using Adam (Vyas et al.)", "2409.11321",
+     "SOAP outperforms AdamW (and Shampoo) in language-model pretraining (numbers only at 360M/660M)"),
+    ("psgd-kron", "psgd_kron", "PSGD Kron",
+     "Curvature-Informed SGD via General Purpose Lie-Group Preconditioners (Li)", "2402.04553",
+     "PSGD (Kron) outperforms first-order baselines (no numbers in the abstract)"),
+    ("asgo", "asgo", "ASGO", "ASGO: Adaptive Structured Gradient Optimization (An et al.)", "2503.20762",
+     "ASGO outperforms its baselines (no numbers in the abstract)"),
+)
+METHODS = tuple(m[1] for m in PAPERS)  # ("shampoo", "soap", "psgd_kron", "asgo")
 REFS = ("adamw", "muon")
 # a protocol: tasks, lr factors (× each optimizer's default lr), steps, and optionally task options per task
 FAST = {"tasks": ("digits_mlp",), "factors": (0.5, 1.0, 2.0), "steps": 40}
@@ -141,27 +155,10 @@ def make_claim(cid: str, method: str, label: str, paper: str, arxiv: str, statem
         experiment=lambda is_fast, seeds: experiment(method, fast if is_fast else full, seeds)))
 
 
-def _claim(cid: str, method: str, label: str, paper: str, arxiv: str, statement: str) -> Claim:
-    return make_claim(cid, method, label, paper, arxiv, statement, fast=FAST, full=FULL, protocol=_PROTOCOL)
+def _claim(stem: str, method: str, label: str, paper: str, arxiv: str, what: str) -> Claim:
+    return make_claim(f"{stem}-vs-tuned-adamw-muon", method, label, paper, arxiv,
+                      f"{what}: proxy, below tuned AdamW and tuned Muon on digits and mnist1d.",
+                      fast=FAST, full=FULL, protocol=_PROTOCOL)
 
 
-SHAMPOO = _claim(
-    "shampoo-vs-tuned-adamw-muon", "shampoo", "Shampoo",
-    "Shampoo: Preconditioned Stochastic Tensor Optimization (Gupta, Koren, Singer)", "1802.09568",
-    "Shampoo converges considerably faster than commonly used first-order optimizers (no CPU-checkable numbers): "
-    "proxy, below tuned AdamW and tuned Muon on digits and mnist1d.")
-SOAP = _claim(
-    "soap-vs-tuned-adamw-muon", "soap", "SOAP",
-    "SOAP: Improving and Stabilizing Shampoo using Adam (Vyas et al.)", "2409.11321",
-    "SOAP outperforms AdamW (and Shampoo) in language-model pretraining (numbers only at 360M/660M): proxy, below "
-    "tuned AdamW and tuned Muon on digits and mnist1d.")
-PSGD = _claim(
-    "psgd-kron-vs-tuned-adamw-muon", "psgd_kron", "PSGD Kron",
-    "Curvature-Informed SGD via General Purpose Lie-Group Preconditioners (Li)", "2402.04553",
-    "PSGD (Kron) outperforms first-order baselines (no numbers in the abstract): proxy, below tuned AdamW and tuned "
-    "Muon on digits and mnist1d.")
-ASGO = _claim(
-    "asgo-vs-tuned-adamw-muon", "asgo", "ASGO",
-    "ASGO: Adaptive Structured Gradient Optimization (An et al.)", "2503.20762",
-    "ASGO outperforms its baselines (no numbers in the abstract): proxy, below tuned AdamW and tuned Muon on "
-    "digits and mnist1d.")
+SHAMPOO, SOAP, PSGD, ASGO = (_claim(*m) for m in PAPERS)

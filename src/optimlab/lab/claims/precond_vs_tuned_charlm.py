@@ -31,7 +31,7 @@ model trained for 400 steps says nothing about the papers' large-model results.
 """
 from __future__ import annotations
 
-from .precond_vs_tuned import make_claim
+from .precond_vs_tuned import PAPERS, make_claim
 
 TINY = {"d": 16, "n_heads": 2, "context": 8, "batch_size": 8, "eval_batches": 1, "corpus_chars": 20_000}
 FAST = {"tasks": ("char_lm",), "factors": (0.5, 1.0, 2.0), "steps": 5, "options": {"char_lm": TINY}}
@@ -44,25 +44,10 @@ _PROTOCOL = ("proxy: char_lm at d=64, context=32 (other options default), 400 st
              "loss; one shared sweep; paired Δ with 95% t intervals reported")
 
 
-def _claim(cid: str, method: str, label: str, paper: str, arxiv: str, what: str):
-    return make_claim(cid, method, label, paper, arxiv,
+def _claim(stem: str, method: str, label: str, paper: str, arxiv: str, what: str):
+    return make_claim(f"{stem}-vs-tuned-adamw-muon-charlm", method, label, paper, arxiv,
                       f"{what}: proxy, below tuned AdamW and tuned Muon on a small character-level GPT (char_lm).",
                       fast=FAST, full=FULL, protocol=_PROTOCOL)
 
 
-SHAMPOO = _claim(
-    "shampoo-vs-tuned-adamw-muon-charlm", "shampoo", "Shampoo",
-    "Shampoo: Preconditioned Stochastic Tensor Optimization (Gupta, Koren, Singer)", "1802.09568",
-    "Shampoo converges considerably faster than commonly used first-order optimizers (no CPU-checkable numbers)")
-SOAP = _claim(
-    "soap-vs-tuned-adamw-muon-charlm", "soap", "SOAP",
-    "SOAP: Improving and Stabilizing Shampoo using Adam (Vyas et al.)", "2409.11321",
-    "SOAP outperforms AdamW (and Shampoo) in language-model pretraining (numbers only at 360M/660M)")
-PSGD = _claim(
-    "psgd-kron-vs-tuned-adamw-muon-charlm", "psgd_kron", "PSGD Kron",
-    "Curvature-Informed SGD via General Purpose Lie-Group Preconditioners (Li)", "2402.04553",
-    "PSGD (Kron) outperforms first-order baselines (no numbers in the abstract)")
-ASGO = _claim(
-    "asgo-vs-tuned-adamw-muon-charlm", "asgo", "ASGO",
-    "ASGO: Adaptive Structured Gradient Optimization (An et al.)", "2503.20762",
-    "ASGO outperforms its baselines (no numbers in the abstract)")
+SHAMPOO, SOAP, PSGD, ASGO = (_claim(*m) for m in PAPERS)
